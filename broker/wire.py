@@ -1,0 +1,408 @@
+"""Jupyter message framings as pure functions over bytes: ZMQ, legacy websocket, v1 websocket.
+
+Nothing here touches a socket. Messages keep their JSON parts as the raw bytes the
+kernel (or client) produced, so the bridge can forward them without re-parsing;
+only the small header and parent header are decoded, and only when asked.
+
+Framings (see DESIGN.md, "The contract with real clients"):
+
+- ZMQ: ``[idents..., b"<IDS|MSG>", hmac, header, parent_header, metadata, content, *buffers]``.
+- v1 (``v1.kernel.websocket.jupyter.org``): u64 little-endian offset count, offsets,
+  then channel, header, parent_header, metadata, content, buffers.
+- legacy: one JSON text frame; a binary frame (u32 big-endian count and offsets,
+  JSON, buffers) only when the message carries buffers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import struct
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+DELIMITER = b"<IDS|MSG>"
+CHANNELS = ("shell", "iopub", "stdin", "control")
+V1_SUBPROTOCOL = "v1.kernel.websocket.jupyter.org"
+PROTOCOL_VERSION = "5.4"
+_EMPTY = b"{}"
+_MAX_PARTS = 4 + 1024  # the four JSON parts plus buffers
+
+
+class WireError(ValueError):
+    """A frame that does not follow the framing it claims."""
+
+
+def _loads_object(raw: bytes | str, what: str) -> dict[str, Any]:
+    try:
+        value = json.loads(raw)
+    except (UnicodeDecodeError, ValueError) as e:
+        raise WireError(f"{what} is not valid JSON: {e}") from None
+    if not isinstance(value, dict):
+        raise WireError(f"{what} must be a JSON object")
+    return value
+
+
+def _dumps(value: Any) -> bytes:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str).encode()
+
+
+@dataclass(slots=True)
+class Message:
+    """One Jupyter message; the JSON parts stay raw bytes until someone needs them."""
+
+    channel: str
+    header: bytes
+    parent_header: bytes = _EMPTY
+    metadata: bytes = _EMPTY
+    content: bytes = _EMPTY
+    buffers: list[bytes] = field(default_factory=list)
+    _header: dict[str, Any] | None = field(default=None, repr=False, compare=False)
+    _parent: dict[str, Any] | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def header_dict(self) -> dict[str, Any]:
+        if self._header is None:
+            self._header = _loads_object(self.header, "header")
+        return self._header
+
+    @property
+    def parent_dict(self) -> dict[str, Any]:
+        if self._parent is None:
+            self._parent = _loads_object(self.parent_header or _EMPTY, "parent_header")
+        return self._parent
+
+    @property
+    def msg_id(self) -> str:
+        return str(self.header_dict.get("msg_id", ""))
+
+    @property
+    def msg_type(self) -> str:
+        return str(self.header_dict.get("msg_type", ""))
+
+    @property
+    def parent_msg_id(self) -> str | None:
+        return self.parent_dict.get("msg_id")
+
+    @property
+    def size(self) -> int:
+        """Bytes carried, as counted by limits and metrics."""
+        return (
+            len(self.header)
+            + len(self.parent_header)
+            + len(self.metadata)
+            + len(self.content)
+            + sum(len(b) for b in self.buffers)
+        )
+
+    def content_dict(self) -> dict[str, Any]:
+        return _loads_object(self.content, "content")
+
+    def to_dict(self) -> dict[str, Any]:
+        """The message as the dict jupyter_client's Session produces (for client code)."""
+        return {
+            "channel": self.channel,
+            "header": self.header_dict,
+            "msg_id": self.msg_id,
+            "msg_type": self.msg_type,
+            "parent_header": self.parent_dict,
+            "metadata": _loads_object(self.metadata, "metadata"),
+            "content": self.content_dict(),
+            "buffers": list(self.buffers),
+        }
+
+
+def now_iso() -> str:
+    """The ISO 8601 UTC timestamp Jupyter headers carry."""
+    return datetime.now(UTC).isoformat().replace("+00:00", "Z")
+
+
+def new_header(msg_type: str, session: str, username: str = "kernel-broker") -> dict[str, Any]:
+    return {
+        "msg_id": uuid.uuid4().hex,
+        "msg_type": msg_type,
+        "session": session,
+        "username": username,
+        "date": now_iso(),
+        "version": PROTOCOL_VERSION,
+    }
+
+
+def make_message(
+    channel: str,
+    msg_type: str,
+    content: dict[str, Any],
+    *,
+    session: str,
+    parent: dict[str, Any] | None = None,
+    metadata: dict[str, Any] | None = None,
+    buffers: list[bytes] | None = None,
+) -> Message:
+    """A new message (requests the broker or a client sends; synthetic status messages)."""
+    header = new_header(msg_type, session)
+    msg = Message(
+        channel=channel,
+        header=_dumps(header),
+        parent_header=_dumps(parent or {}),
+        metadata=_dumps(metadata or {}),
+        content=_dumps(content),
+        buffers=list(buffers or []),
+    )
+    msg._header = header
+    msg._parent = parent or {}
+    return msg
+
+
+def message_from_dict(msg: dict[str, Any], channel: str | None = None) -> Message:
+    """A Message from a jupyter_client-style dict (client side)."""
+    header = msg["header"]
+    parent = msg.get("parent_header") or {}
+    out = Message(
+        channel=channel or msg.get("channel") or "shell",
+        header=_dumps(header),
+        parent_header=_dumps(parent),
+        metadata=_dumps(msg.get("metadata") or {}),
+        content=_dumps(msg.get("content") or {}),
+        buffers=[bytes(b) for b in msg.get("buffers") or []],
+    )
+    out._header = header
+    out._parent = parent
+    return out
+
+
+# --- ZMQ -----------------------------------------------------------------
+
+
+class Signer:
+    """HMAC signing of the four JSON parts, as the connection file's key and scheme say."""
+
+    def __init__(self, key: bytes, scheme: str = "hmac-sha256") -> None:
+        if key and not scheme.startswith("hmac-"):
+            raise ValueError(f"unsupported signature scheme {scheme!r}")
+        self._digest = getattr(hashlib, scheme[5:]) if key else None
+        self._key = key
+
+    def sign(self, parts: list[bytes]) -> bytes:
+        if self._digest is None:
+            return b""
+        h = hmac.new(self._key, digestmod=self._digest)
+        for p in parts:
+            h.update(p)
+        return h.hexdigest().encode()
+
+    def verify(self, signature: bytes, parts: list[bytes]) -> bool:
+        if self._digest is None:
+            return True
+        return hmac.compare_digest(signature, self.sign(parts))
+
+
+def from_zmq(channel: str, frames: list[bytes], signer: Signer) -> Message:
+    """A message received from a kernel socket; the identities before the delimiter are dropped."""
+    try:
+        i = frames.index(DELIMITER)
+    except ValueError:
+        raise WireError("no <IDS|MSG> delimiter in ZMQ message") from None
+    parts = frames[i + 1 :]
+    if len(parts) < 5:
+        raise WireError("ZMQ message has fewer than five parts after the delimiter")
+    signature, header, parent, metadata, content = parts[:5]
+    if not signer.verify(signature, [header, parent, metadata, content]):
+        raise WireError("invalid HMAC signature")
+    return Message(channel, header, parent, metadata, content, list(parts[5:]))
+
+
+def to_zmq(msg: Message, signer: Signer, idents: list[bytes] | None = None) -> list[bytes]:
+    """Frames to send on a kernel socket, signed."""
+    json_parts = [msg.header, msg.parent_header, msg.metadata, msg.content]
+    return [*(idents or []), DELIMITER, signer.sign(json_parts), *json_parts, *msg.buffers]
+
+
+# --- v1 websocket ----------------------------------------------------------
+
+
+def pack_v1(msg: Message) -> bytes:
+    """The v1 binary frame for a message; JSON parts are copied, never parsed."""
+    parts = [
+        msg.channel.encode(),
+        msg.header,
+        msg.parent_header,
+        msg.metadata,
+        msg.content,
+        *msg.buffers,
+    ]
+    count = len(parts) + 1  # one offset where each part starts, plus the end
+    offset = 8 * (count + 1)
+    offsets = [offset]
+    for p in parts:
+        offset += len(p)
+        offsets.append(offset)
+    return b"".join([struct.pack(f"<{count + 1}Q", count, *offsets), *parts])
+
+
+def unpack_v1(data: bytes) -> Message:
+    """Parse a v1 binary frame. Raises WireError for anything malformed."""
+    if not isinstance(data, bytes | bytearray | memoryview):
+        raise WireError("v1 frames must be binary")
+    data = bytes(data)
+    n = len(data)
+    if n < 8:
+        raise WireError("v1 frame shorter than its offset count")
+    (count,) = struct.unpack_from("<Q", data)
+    if count < 6 or count > _MAX_PARTS + 2 or 8 * (count + 1) > n:
+        raise WireError(f"v1 frame has an impossible offset count {count}")
+    offsets = struct.unpack_from(f"<{count}Q", data, 8)
+    if offsets[0] != 8 * (count + 1) or offsets[-1] != n:
+        raise WireError("v1 offsets do not span the frame")
+    if any(a > b for a, b in zip(offsets, offsets[1:], strict=False)):
+        raise WireError("v1 offsets are not increasing")
+    parts = [data[a:b] for a, b in zip(offsets, offsets[1:], strict=False)]
+    try:
+        channel = parts[0].decode()
+    except UnicodeDecodeError:
+        raise WireError("v1 channel is not UTF-8") from None
+    return Message(channel, parts[1], parts[2], parts[3], parts[4], parts[5:])
+
+
+# --- legacy websocket ------------------------------------------------------
+
+
+def _legacy_json(msg: Message) -> bytes:
+    """The legacy JSON document, assembled around the raw parts without re-encoding them."""
+    h = msg.header_dict
+    return b"".join(
+        [
+            b'{"header":',
+            msg.header,
+            b',"msg_id":',
+            _dumps(h.get("msg_id", "")),
+            b',"msg_type":',
+            _dumps(h.get("msg_type", "")),
+            b',"parent_header":',
+            msg.parent_header or _EMPTY,
+            b',"metadata":',
+            msg.metadata or _EMPTY,
+            b',"content":',
+            msg.content or _EMPTY,
+            b',"channel":',
+            _dumps(msg.channel),
+            b',"buffers":[]}' if not msg.buffers else b"}",
+        ]
+    )
+
+
+def pack_legacy(msg: Message) -> str | bytes:
+    """A text frame (str) when the message has no buffers, else the legacy binary frame."""
+    doc = _legacy_json(msg)
+    if not msg.buffers:
+        return doc.decode()
+    bufs = [doc, *msg.buffers]
+    offsets = [4 * (len(bufs) + 1)]
+    for b in bufs[:-1]:
+        offsets.append(offsets[-1] + len(b))
+    return b"".join([struct.pack(f"!{len(bufs) + 1}I", len(bufs), *offsets), *bufs])
+
+
+def unpack_legacy(data: str | bytes) -> Message:
+    """Parse a legacy frame (JSON text, or binary with buffers). Raises WireError."""
+    buffers: list[bytes] = []
+    if isinstance(data, str):
+        doc = _loads_object(data, "message")
+    else:
+        data = bytes(data)
+        if len(data) < 8:
+            raise WireError("legacy binary frame too short")
+        (nbufs,) = struct.unpack_from("!I", data)
+        if nbufs < 1 or nbufs > _MAX_PARTS or 4 * (nbufs + 1) > len(data):
+            raise WireError(f"legacy binary frame has an impossible buffer count {nbufs}")
+        offsets = [*struct.unpack_from(f"!{nbufs}I", data, 4), len(data)]
+        if offsets[0] != 4 * (nbufs + 1) or any(
+            a > b for a, b in zip(offsets, offsets[1:], strict=False)
+        ):
+            raise WireError("legacy binary offsets are out of order")
+        chunks = [data[a:b] for a, b in zip(offsets, offsets[1:], strict=False)]
+        doc = _loads_object(chunks[0], "message")
+        buffers = chunks[1:]
+    header = doc.get("header")
+    if not isinstance(header, dict):
+        raise WireError("message has no header object")
+    for key in ("parent_header", "metadata", "content"):
+        if not isinstance(doc.get(key) or {}, dict):
+            raise WireError(f"{key} must be a JSON object")
+    channel = doc.get("channel") or "shell"
+    if not isinstance(channel, str):
+        raise WireError("channel must be a string")
+    msg = Message(
+        channel=channel,
+        header=_dumps(header),
+        parent_header=_dumps(doc.get("parent_header") or {}),
+        metadata=_dumps(doc.get("metadata") or {}),
+        content=_dumps(doc.get("content") or {}),
+        buffers=buffers,
+    )
+    msg._header = header
+    return msg
+
+
+def normalize_inbound(msg: Message) -> Message:
+    """Check a client's message before it reaches a kernel and fill what clients omit.
+
+    The channel must be one a client may send on; the header needs msg_id and
+    msg_type; a missing or numeric ``date`` becomes an ISO string (some clients send
+    floats); all four JSON parts must be objects.
+    """
+    if msg.channel not in ("shell", "stdin", "control"):
+        raise WireError(f"clients cannot send on channel {msg.channel!r}")
+    header = msg.header_dict
+    if not isinstance(header.get("msg_id"), str) or not header["msg_id"]:
+        raise WireError("header.msg_id must be a non-empty string")
+    if not isinstance(header.get("msg_type"), str) or not header["msg_type"]:
+        raise WireError("header.msg_type must be a non-empty string")
+    msg.parent_dict  # noqa: B018 - validates the parent header
+    _loads_object(msg.metadata, "metadata")
+    _loads_object(msg.content, "content")
+    changed = False
+    date = header.get("date")
+    if isinstance(date, int | float) and not isinstance(date, bool):
+        header["date"] = datetime.fromtimestamp(date, UTC).isoformat().replace("+00:00", "Z")
+        changed = True
+    elif not isinstance(date, str):
+        header["date"] = now_iso()
+        changed = True
+    for key, default in (("session", ""), ("username", ""), ("version", PROTOCOL_VERSION)):
+        if not isinstance(header.get(key), str):
+            header[key] = default
+            changed = True
+    if changed:
+        msg.header = _dumps(header)
+    return msg
+
+
+def split_stream(msg: Message, max_bytes: int) -> list[Message]:
+    """Split an oversized ``stream`` message into several, each under ``max_bytes`` of text.
+
+    Clients with a frame limit (Jupyter Server's gateway client drops the connection
+    above 10 MiB) receive the same text in order; other message types are returned whole.
+    """
+    if msg.msg_type != "stream" or len(msg.content) <= max_bytes:
+        return [msg]
+    content = msg.content_dict()
+    text = content.get("text", "")
+    if not isinstance(text, str):
+        return [msg]
+    out = []
+    chunk = max(1, max_bytes // 6)  # a character takes at most six bytes in JSON (\u escapes)
+    for start in range(0, len(text), chunk):
+        header = dict(msg.header_dict, msg_id=f"{msg.msg_id}-{start // chunk}")
+        piece = Message(
+            msg.channel,
+            _dumps(header),
+            msg.parent_header,
+            msg.metadata,
+            _dumps({**content, "text": text[start : start + chunk]}),
+        )
+        piece._header = header
+        out.append(piece)
+    return out
