@@ -293,16 +293,20 @@ def _legacy_json(msg: Message) -> bytes:
     )
 
 
-def pack_legacy(msg: Message) -> str | bytes:
-    """A text frame (str) when the message has no buffers, else the legacy binary frame."""
+def pack_legacy(msg: Message) -> tuple[bytes, bool]:
+    """``(frame, binary)``: UTF-8 JSON for a text frame, or the binary frame when there are buffers.
+
+    Text frames are returned as bytes so that 50 MB of output is not decoded only to be
+    encoded again by the websocket library.
+    """
     doc = _legacy_json(msg)
     if not msg.buffers:
-        return doc.decode()
+        return doc, False
     bufs = [doc, *msg.buffers]
     offsets = [4 * (len(bufs) + 1)]
     for b in bufs[:-1]:
         offsets.append(offsets[-1] + len(b))
-    return b"".join([struct.pack(f"!{len(bufs) + 1}I", len(bufs), *offsets), *bufs])
+    return b"".join([struct.pack(f"!{len(bufs) + 1}I", len(bufs), *offsets), *bufs]), True
 
 
 def unpack_legacy(data: str | bytes) -> Message:

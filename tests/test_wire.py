@@ -63,7 +63,9 @@ def test_v1_rejects_malformed_frames(frame):
 
 def test_legacy_text_frame_is_the_json_jupyter_server_expects():
     msg = _msg()
-    doc = json.loads(wire.pack_legacy(msg))
+    frame, binary = wire.pack_legacy(msg)
+    doc = json.loads(frame)
+    assert not binary
     assert doc["msg_type"] == "display_data" and doc["msg_id"] == msg.msg_id
     assert doc["channel"] == "iopub" and doc["buffers"] == []
     assert doc["content"] == {"data": {"text/plain": "x"}}
@@ -72,8 +74,8 @@ def test_legacy_text_frame_is_the_json_jupyter_server_expects():
 
 def test_legacy_binary_frame_reads_back_in_jupyter_server():
     msg = _msg([b"\xff" * 3])
-    frame = wire.pack_legacy(msg)
-    assert isinstance(frame, bytes)
+    frame, binary = wire.pack_legacy(msg)
+    assert binary
     doc = deserialize_binary_message(frame)
     assert doc["buffers"] == [b"\xff" * 3] and doc["channel"] == "iopub"
 

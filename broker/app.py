@@ -1,0 +1,287 @@
+"""Broker: configuration, startup, Tornado wiring and graceful drain."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import secrets
+import signal
+import ssl
+import sys
+import time
+from collections import Counter
+from typing import Any
+
+from jupyter_client.kernelspec import KernelSpecManager
+from tornado import web
+from tornado.httpserver import HTTPServer
+from tornado.netutil import bind_sockets
+from traitlets import Bool, Float, Int, Unicode, default
+from traitlets.config import Application
+
+from . import __version__
+from .auth import Authenticator
+from .handlers import api, channels, executions, kernels, sessions
+from .kernelspecs import KernelSpecs
+from .metrics import Metrics
+from .registry import KernelRegistry
+from .sessions import SessionStore
+
+_ID = r"(?P<kernel_id>[^/]+)"
+
+
+def _env(name: str, fallback: Any) -> Any:
+    return os.environ.get(name, fallback)
+
+
+def routes() -> list[tuple[str, type]]:
+    """Every endpoint; the OpenAPI document in spec.yaml describes each of them."""
+    return [
+        (r"/api/?", api.ApiHandler),
+        (r"/api/status", api.StatusHandler),
+        (r"/api/spec\.yaml", api.SpecHandler),
+        (r"/healthz", api.HealthHandler),
+        (r"/readyz", api.ReadyHandler),
+        (r"/metrics", api.MetricsHandler),
+        (r"/api/kernelspecs/?", kernels.KernelSpecsHandler),
+        (r"/api/kernelspecs/(?P<name>[^/]+)/?", kernels.KernelSpecHandler),
+        (r"/kernelspecs/(?P<name>[^/]+)/(?P<filename>[^/]+)", kernels.KernelSpecResourceHandler),
+        (r"/api/kernels/?", kernels.KernelsHandler),
+        (rf"/api/kernels/{_ID}/?", kernels.KernelHandler),
+        (rf"/api/kernels/{_ID}/(?P<action>interrupt|restart)/?", kernels.KernelActionHandler),
+        (rf"/api/kernels/{_ID}/channels", channels.ChannelsHandler),
+        (rf"/api/kernels/{_ID}/execute", executions.ExecuteHandler),
+        (rf"/api/kernels/{_ID}/executions/?", executions.ExecutionsHandler),
+        (rf"/api/kernels/{_ID}/executions/(?P<exec_id>[^/]+)", executions.ExecutionHandler),
+        (r"/api/sessions/?", sessions.SessionsHandler),
+        (r"/api/sessions/(?P<session_id>[^/]+)/?", sessions.SessionHandler),
+    ]
+
+
+class Broker(Application):
+    """The Kernel Broker server."""
+
+    name = "kernel-broker"
+    version = __version__
+    description = "Start Jupyter kernels for remote clients and bridge them to websockets."
+
+    ip = Unicode(config=True, help="Interface to listen on (env BROKER_IP).")
+    port = Int(config=True, help="Port to listen on; 0 picks a free one (env BROKER_PORT).")
+    token = Unicode(
+        config=True,
+        help="Shared token clients must send (env BROKER_TOKEN); generated and printed if unset.",
+    )
+    no_auth = Bool(
+        config=True,
+        help="Disable authentication, for trusted local use only (env BROKER_NO_AUTH=1).",
+    )
+    users_file = Unicode(
+        config=True,
+        help="JSON/YAML file mapping tokens to users (env BROKER_USERS_FILE); "
+        "replaces the shared token.",
+    )
+    certfile = Unicode(config=True, help="TLS certificate: serve HTTPS (env BROKER_CERTFILE).")
+    keyfile = Unicode(config=True, help="TLS private key (env BROKER_KEYFILE).")
+    default_kernel_name = Unicode(
+        config=True, help="Kernelspec used when a start request names none."
+    )
+    max_body_bytes = Int(4 * 1024 * 1024, config=True, help="Largest REST request body.")
+    max_message_bytes = Int(
+        64 * 1024 * 1024, config=True, help="Largest websocket message a client may send."
+    )
+    legacy_max_frame_bytes = Int(
+        10 * 1024 * 1024 - 64 * 1024,
+        config=True,
+        help="Largest frame sent to legacy-protocol clients (Jupyter Server's gateway client "
+        "drops the connection above 10 MiB); bigger stream output is split.",
+    )
+    ws_ping_interval = Float(30.0, config=True, help="Seconds between websocket pings (0: off).")
+    allow_origin = Unicode(
+        "", config=True, help="Origin allowed for browser websockets besides the same origin."
+    )
+    metrics_require_auth = Bool(True, config=True, help="Require the token for /metrics.")
+    shutdown_grace = Float(
+        10.0, config=True, help="Seconds to wait for kernels to shut down on SIGTERM."
+    )
+
+    aliases = {
+        "ip": "Broker.ip",
+        "port": "Broker.port",
+        "token": "Broker.token",
+        "users-file": "Broker.users_file",
+        "certfile": "Broker.certfile",
+        "keyfile": "Broker.keyfile",
+        "config": "Broker.config_file",
+        "default-kernel": "Broker.default_kernel_name",
+        "max-kernels": "KernelRegistry.max_kernels",
+        "max-kernels-per-user": "KernelRegistry.max_kernels_per_user",
+        "cull-idle-timeout": "KernelRegistry.cull_idle_timeout",
+        "cull-interval": "KernelRegistry.cull_interval",
+        "env-allowlist": "KernelRegistry.env_allowlist",
+        "log-level": "Application.log_level",
+    }
+    flags = {
+        "no-auth": ({"Broker": {"no_auth": True}}, "Disable token authentication."),
+        "cull-connected": (
+            {"KernelRegistry": {"cull_connected": True}},
+            "Also cull idle kernels that have connections.",
+        ),
+        "cull-busy": ({"KernelRegistry": {"cull_busy": True}}, "Also cull busy kernels."),
+    }
+    classes = [KernelRegistry, KernelSpecManager]
+    config_file = Unicode("", config=True, help="Python or JSON config file to load.")
+
+    @default("ip")
+    def _ip(self) -> str:
+        return _env("BROKER_IP", "127.0.0.1")
+
+    @default("port")
+    def _port(self) -> int:
+        return int(_env("BROKER_PORT", 8889))
+
+    @default("token")
+    def _token(self) -> str:
+        return _env("BROKER_TOKEN", "")
+
+    @default("no_auth")
+    def _no_auth(self) -> bool:
+        return _env("BROKER_NO_AUTH", "") in ("1", "true", "yes")
+
+    @default("users_file")
+    def _users_file(self) -> str:
+        return _env("BROKER_USERS_FILE", "")
+
+    @default("certfile")
+    def _certfile(self) -> str:
+        return _env("BROKER_CERTFILE", "")
+
+    @default("keyfile")
+    def _keyfile(self) -> str:
+        return _env("BROKER_KEYFILE", "")
+
+    @default("default_kernel_name")
+    def _default_kernel(self) -> str:
+        return _env("BROKER_DEFAULT_KERNEL", "python3")
+
+    @default("log_level")
+    def _log_level(self) -> int:
+        return logging.INFO
+
+    def initialize(self, argv: list[str] | None = None) -> None:
+        self.parse_command_line(argv)
+        if self.config_file:
+            self.load_config_file(self.config_file)
+            self.parse_command_line(argv)  # the command line wins over the file
+        self.started = time.time()
+        self.metrics = Metrics()
+        self.token_generated = False
+        self.auth = self._make_auth()
+        self.specs = KernelSpecs(KernelSpecManager(parent=self), self.default_kernel_name)
+
+    def _make_auth(self) -> Authenticator:
+        if self.no_auth:
+            self.log.warning("authentication is DISABLED: anyone who reaches the port runs code")
+            return Authenticator.disabled()
+        if self.users_file:
+            return Authenticator.from_users_file(self.users_file)
+        if not self.token:
+            self.token = secrets.token_urlsafe(32)
+            self.token_generated = True
+        return Authenticator.shared_token(self.token)
+
+    # --- wiring -----------------------------------------------------------------
+
+    def make_web_app(self) -> web.Application:
+        return web.Application(
+            routes(),
+            broker=self,
+            default_handler_class=api.NotFoundHandler,
+            websocket_max_message_size=self.max_message_bytes,
+            websocket_ping_interval=self.ws_ping_interval or None,
+            log_function=self._log_request,
+        )
+
+    def _log_request(self, handler: web.RequestHandler) -> None:
+        """Access log at debug level; the query string is left out: it may hold the token.
+
+        Errors are logged once, by the handler that raised them.
+        """
+        request = handler.request
+        ms = 1000 * request.request_time()
+        self.log.debug("%d %s %s %.1fms", handler.get_status(), request.method, request.path, ms)
+
+    def gauges(self) -> list[tuple[str, str, dict[str, str], float]]:
+        """Current values for /metrics."""
+        states = Counter(k.execution_state for k in self.registry.kernels.values())
+        out = [
+            ("broker_kernels", "Kernels by execution state.", {"state": s}, n)
+            for s, n in sorted(states.items())
+        ]
+        out.append(("broker_kernels_total", "Kernels running.", {}, len(self.registry.kernels)))
+        connections = sum(len(k.bridge.connections) for k in self.registry.kernels.values())
+        out.append(("broker_websocket_connections", "Open websockets.", {}, connections))
+        return out
+
+    def _ssl_context(self) -> ssl.SSLContext | None:
+        if not self.certfile:
+            return None
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ctx.load_cert_chain(self.certfile, self.keyfile or None)
+        return ctx
+
+    # --- running ----------------------------------------------------------------
+
+    async def serve(self) -> None:
+        """Listen until SIGTERM or SIGINT, then drain."""
+        self.registry = KernelRegistry(self.specs, self.metrics, parent=self)
+        self.sessions = SessionStore(self.registry)
+        ssl_ctx = self._ssl_context()
+        server = HTTPServer(
+            self.make_web_app(),
+            ssl_options=ssl_ctx,
+            max_body_size=self.max_body_bytes,
+            xheaders=True,
+        )
+        sockets = bind_sockets(self.port, self.ip)
+        server.add_sockets(sockets)
+        port = sockets[0].getsockname()[1]
+        self.registry.start_background()
+        self._announce(port, ssl_ctx is not None)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        self.log.info("draining: no new kernels; closing websockets and kernels")
+        await self.drain(server)
+
+    def _announce(self, port: int, tls: bool) -> None:
+        url = f"{'https' if tls else 'http'}://{self.ip}:{port}/"
+        print(f"Kernel Broker {__version__} listening on {url}", flush=True)
+        if self.token_generated:
+            # Printed once on the terminal (not logged) so the operator can copy it.
+            print(f"Token: {self.token}", flush=True)
+            print(f"Use:   {url}api/kernels?token={self.token}", flush=True)
+        elif self.no_auth:
+            print("Token: none (authentication disabled)", flush=True)
+        else:
+            print("Token: as configured", flush=True)
+
+    async def drain(self, server: HTTPServer) -> None:
+        self.registry.accepting = False
+        server.stop()
+        try:
+            await asyncio.wait_for(self.registry.shutdown_all(), self.shutdown_grace)
+        except TimeoutError:
+            self.log.warning("kernels did not shut down within %.0f s", self.shutdown_grace)
+        await server.close_all_connections()
+
+    def start(self) -> None:
+        asyncio.run(self.serve())
+
+
+def main(argv: list[str] | None = None) -> None:
+    app = Broker.instance()
+    app.initialize(argv if argv is not None else sys.argv[1:])
+    app.start()

@@ -1,0 +1,113 @@
+"""Who is calling: tokens to users, kernel ownership, and kernelspec authorization."""
+
+from __future__ import annotations
+
+import hmac
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import BrokerError
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    """An authenticated caller.
+
+    ``admin`` sees and manages every kernel; ``impersonate`` lets the caller start
+    kernels on behalf of the user named in ``KERNEL_USERNAME`` (what a Jupyter Server
+    fronting many users needs).
+    """
+
+    name: str
+    admin: bool = False
+    impersonate: bool = False
+
+    def owns(self, owner: str) -> bool:
+        return self.admin or owner == self.name
+
+
+ANONYMOUS = User("anonymous", admin=True, impersonate=True)
+
+
+class Authenticator:
+    """Maps a presented token to a User, comparing in constant time."""
+
+    def __init__(self, entries: list[tuple[str, User]], enabled: bool = True) -> None:
+        self._entries = [(t.encode(), u) for t, u in entries]
+        self.enabled = enabled
+
+    @classmethod
+    def shared_token(cls, token: str) -> Authenticator:
+        """One token for everyone: its holder is trusted like a Jupyter Server is."""
+        return cls([(token, User("default", admin=True, impersonate=True))])
+
+    @classmethod
+    def disabled(cls) -> Authenticator:
+        return cls([], enabled=False)
+
+    @classmethod
+    def from_users_file(cls, path: str | Path) -> Authenticator:
+        """Read ``{"users": [{"name", "token", "admin"?, "impersonate"?}]}`` (JSON or YAML)."""
+        text = Path(path).read_text()
+        doc = yaml.safe_load(text) if str(path).endswith((".yaml", ".yml")) else json.loads(text)
+        entries = []
+        for item in (doc or {}).get("users", []):
+            if not item.get("token") or not item.get("name"):
+                raise ValueError(f"{path}: every user needs a name and a token")
+            user = User(str(item["name"]), bool(item.get("admin")), bool(item.get("impersonate")))
+            entries.append((str(item["token"]), user))
+        if not entries:
+            raise ValueError(f"{path}: no users defined")
+        return cls(entries)
+
+    def authenticate(self, token: str | None) -> User | None:
+        """The user holding ``token``, or None. Every entry is compared, in constant time."""
+        if not self.enabled:
+            return ANONYMOUS
+        if not token:
+            return None
+        presented = token.encode()
+        found = None
+        for secret, user in self._entries:
+            if hmac.compare_digest(presented, secret):
+                found = user
+        return found
+
+
+def token_from(headers: Any, query_token: str | None) -> str | None:
+    """The token from ``Authorization: token|Bearer X`` or the ``?token=`` query argument."""
+    auth = headers.get("Authorization", "")
+    scheme, _, value = auth.partition(" ")
+    if scheme.lower() in ("token", "bearer") and value.strip():
+        return value.strip()
+    return query_token or None
+
+
+def spec_user_lists(metadata: dict[str, Any]) -> tuple[set[str], set[str]]:
+    """(authorized, unauthorized) user names a kernelspec declares.
+
+    Read from ``metadata.kernel_broker`` and from Enterprise Gateway's
+    ``metadata.process_proxy.config`` so EG kernelspecs work unchanged.
+    """
+    authorized: set[str] = set()
+    unauthorized: set[str] = set()
+    eg = (metadata.get("process_proxy") or {}).get("config") or {}
+    for source in (metadata.get("kernel_broker") or {}, eg):
+        authorized |= set(source.get("authorized_users") or ())
+        unauthorized |= set(source.get("unauthorized_users") or ())
+    return authorized, unauthorized
+
+
+def authorize_spec(spec_name: str, metadata: dict[str, Any], username: str) -> None:
+    """Raise 403 when the kernelspec's user lists exclude ``username``."""
+    authorized, unauthorized = spec_user_lists(metadata)
+    if username in unauthorized or (authorized and username not in authorized):
+        raise BrokerError(
+            403,
+            f"User {username!r} is not authorized to start kernels of spec {spec_name!r}; "
+            "ask an operator to add you to its authorized_users.",
+        )

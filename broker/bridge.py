@@ -1,0 +1,300 @@
+"""One kernel's ZMQ sockets fanned out to many websocket connections.
+
+The bridge owns one DEALER per request channel (shell, control, stdin) and one SUB
+on iopub, shared by every connection to the kernel. Requests remember which
+connection asked, so replies go back only there; iopub goes to everyone. When the
+last connection of a session drops, its messages are kept in a bounded replay
+buffer until the session reconnects. Internal clients (the HTTP execute endpoint,
+the handshake) register a consumer for a request's msg_id instead of a connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import zmq
+import zmq.asyncio
+
+from .metrics import Metrics
+from .replay import ReplayBuffer
+from .wire import Message, Signer, WireError, from_zmq, make_message, to_zmq
+
+log = logging.getLogger("broker.bridge")
+
+Consumer = Callable[[Message], None]
+_MAX_ROUTES = 10_000
+_SOCKET_TYPES = {"shell": zmq.DEALER, "control": zmq.DEALER, "stdin": zmq.DEALER, "iopub": zmq.SUB}
+
+
+class Connection(Protocol):
+    """A client attached to a bridge (a websocket)."""
+
+    session_id: str
+
+    def deliver(self, msg: Message) -> None: ...
+
+    def close(self, code: int, reason: str) -> None: ...
+
+
+class KernelUnavailable(Exception):
+    """The kernel did not answer kernel_info in time."""
+
+
+def _url(info: dict[str, Any], channel: str) -> str:
+    port = info[f"{channel}_port"]
+    if info.get("transport", "tcp") == "ipc":
+        return f"ipc://{info['ip']}-{port}"
+    return f"tcp://{info['ip']}:{port}"
+
+
+class Bridge:
+    """The ZMQ side of one kernel, shared by all of its clients."""
+
+    def __init__(
+        self,
+        kernel_id: str,
+        connection_info: dict[str, Any],
+        context: zmq.asyncio.Context,
+        metrics: Metrics,
+        *,
+        replay_bytes: int,
+        replay_messages: int,
+        max_buffered_sessions: int = 4,
+    ) -> None:
+        self.kernel_id = kernel_id
+        self.info = connection_info
+        key = connection_info.get("key", b"")
+        self.signer = Signer(
+            key.encode() if isinstance(key, str) else key,
+            connection_info.get("signature_scheme", "hmac-sha256"),
+        )
+        self.session = uuid.uuid4().hex
+        self.metrics = metrics
+        self.replay_bytes = replay_bytes
+        self.replay_messages = replay_messages
+        self.max_buffered_sessions = max_buffered_sessions
+        self.execution_state = "starting"
+        self.last_activity = time.time()
+        self.kernel_info: dict[str, Any] = {}
+        self.connections: set[Connection] = set()
+        self._context = context
+        self._sockets: dict[str, zmq.asyncio.Socket] = {}
+        self._pumps: list[asyncio.Task[None]] = []
+        self._buffers: dict[str, ReplayBuffer] = {}
+        self._routes: dict[str, Connection] = {}
+        self._consumers: dict[str, Consumer] = {}
+        self._ready = asyncio.Event()
+        self._iopub_seen = asyncio.Event()
+        self._handshake: asyncio.Task[None] | None = None
+
+    # --- sockets ---------------------------------------------------------------
+
+    def open(self) -> None:
+        """Connect the four sockets and start reading them."""
+        identity = self.session.encode()
+        for channel, kind in _SOCKET_TYPES.items():
+            sock = self._context.socket(kind)
+            sock.linger = 0
+            if kind == zmq.DEALER:
+                # shell and stdin share an identity so the kernel can route input_request to us
+                sock.identity = identity
+            else:
+                sock.subscribe(b"")
+            self._apply_curve(sock)
+            sock.connect(_url(self.info, channel))
+            self._sockets[channel] = sock
+            self._pumps.append(asyncio.ensure_future(self._pump(channel, sock)))
+
+    def _apply_curve(self, sock: zmq.Socket[Any]) -> None:
+        """Connect as a CurveZMQ client when the kernel's connection info carries its keys."""
+        public, secret = self.info.get("curve_publickey"), self.info.get("curve_secretkey")
+        if public and secret:
+            sock.curve_serverkey = public.encode() if isinstance(public, str) else public
+            sock.curve_publickey = public.encode() if isinstance(public, str) else public
+            sock.curve_secretkey = secret.encode() if isinstance(secret, str) else secret
+
+    async def _pump(self, channel: str, sock: zmq.asyncio.Socket) -> None:
+        while True:
+            frames = await sock.recv_multipart()
+            try:
+                self._from_kernel(channel, frames)
+            except Exception:  # one bad message must not stop the kernel's traffic
+                log.exception("kernel %s: error handling a %s message", self.kernel_id, channel)
+
+    async def close(self, code: int = 1001, reason: str = "kernel shut down") -> None:
+        """Close every connection and socket."""
+        for conn in list(self.connections):
+            conn.close(code, reason)
+        self.connections.clear()
+        for task in self._pumps:
+            task.cancel()
+        if self._handshake:
+            self._handshake.cancel()
+        for sock in self._sockets.values():
+            sock.close(linger=0)
+        self._sockets.clear()
+        self._buffers.clear()
+
+    # --- readiness -------------------------------------------------------------
+
+    @property
+    def is_ready(self) -> bool:
+        return self._ready.is_set()
+
+    async def ready(self, timeout: float) -> None:
+        """Return once the kernel answered kernel_info and iopub is proven subscribed."""
+        if self._ready.is_set():
+            return
+        if self._handshake is None or self._handshake.done():
+            self._handshake = asyncio.ensure_future(self._run_handshake())
+        try:
+            await asyncio.wait_for(asyncio.shield(self._ready.wait()), timeout)
+        except TimeoutError:
+            raise KernelUnavailable(
+                f"Kernel {self.kernel_id} did not answer kernel_info within {timeout:.0f} s."
+            ) from None
+
+    async def _run_handshake(self) -> None:
+        replied = asyncio.Event()
+
+        def on_reply(msg: Message) -> None:
+            if msg.channel != "iopub" and msg.msg_type == "kernel_info_reply":
+                self.kernel_info = msg.content_dict()
+                replied.set()
+
+        wait = 0.05
+        while not (replied.is_set() and self._iopub_seen.is_set()):
+            ids = []
+            for channel in ("shell", "control"):
+                msg = make_message(channel, "kernel_info_request", {}, session=self.session)
+                self._consumers[msg.msg_id] = on_reply
+                ids.append(msg.msg_id)
+                await self._sockets[channel].send_multipart(to_zmq(msg, self.signer))
+            try:
+                await asyncio.wait_for(self._both(replied, self._iopub_seen), wait)
+            except TimeoutError:
+                wait = min(wait * 2, 1.0)
+            finally:
+                for msg_id in ids:
+                    self._consumers.pop(msg_id, None)
+        self._ready.set()
+
+    @staticmethod
+    async def _both(a: asyncio.Event, b: asyncio.Event) -> None:
+        await a.wait()
+        await b.wait()
+
+    def reset(self) -> None:
+        """The kernel restarted: redo the handshake before the next connection; forget requests."""
+        self._ready.clear()
+        self._iopub_seen.clear()
+        self._routes.clear()
+
+    # --- kernel -> clients -----------------------------------------------------
+
+    def _from_kernel(self, channel: str, frames: list[bytes]) -> None:
+        try:
+            msg = from_zmq(channel, frames, self.signer)
+        except WireError as e:
+            log.warning("kernel %s: dropped a %s message: %s", self.kernel_id, channel, e)
+            return
+        self.last_activity = time.time()
+        self.metrics.count_message("from_kernel", channel, msg.size)
+        if channel == "iopub":
+            self._iopub_seen.set()
+            if msg.msg_type == "status":
+                state = json.loads(msg.content).get("execution_state")
+                if isinstance(state, str):
+                    self.execution_state = state
+            if self._consumers:
+                consumer = self._consumers.get(msg.parent_msg_id or "")
+                if consumer:
+                    consumer(msg)
+            self._fan_out(msg)
+            return
+        parent_id = msg.parent_msg_id or ""
+        consumer = self._consumers.get(parent_id)
+        if consumer:
+            consumer(msg)
+            return
+        is_reply = channel != "stdin" and msg.msg_type.endswith("_reply")
+        conn = self._routes.pop(parent_id, None) if is_reply else self._routes.get(parent_id)
+        if conn is not None:
+            self._deliver_to_session(conn, msg)
+
+    def _fan_out(self, msg: Message) -> None:
+        for conn in self.connections:
+            conn.deliver(msg)
+        for buf in self._buffers.values():
+            buf.append(msg)
+
+    def _deliver_to_session(self, conn: Connection, msg: Message) -> None:
+        """To the asking connection; if it left, to its session's newest connection or buffer."""
+        if conn not in self.connections:
+            buf = self._buffers.get(conn.session_id)
+            if buf is not None:
+                buf.append(msg)
+                return
+            conn = next((c for c in self.connections if c.session_id == conn.session_id), None)
+            if conn is None:
+                return
+        conn.deliver(msg)
+
+    def emit_status(self, state: str) -> None:
+        """A synthetic iopub status (``restarting``, ``dead``) to every client and consumer."""
+        self.execution_state = state
+        msg = make_message("iopub", "status", {"execution_state": state}, session=self.session)
+        for consumer in list(self._consumers.values()):
+            consumer(msg)
+        self._fan_out(msg)
+
+    # --- clients -> kernel -----------------------------------------------------
+
+    def attach(self, conn: Connection) -> int:
+        """Add a connection; replay what its session missed. Returns the messages replayed."""
+        self.connections.add(conn)
+        buf = self._buffers.pop(conn.session_id, None)
+        if buf is None:
+            return 0
+        missed = buf.drain(self.session)
+        for msg in missed:
+            conn.deliver(msg)
+        return len(missed)
+
+    def detach(self, conn: Connection) -> None:
+        """Remove a connection; start buffering when it was its session's last one."""
+        self.connections.discard(conn)
+        sid = conn.session_id
+        if not sid or any(c.session_id == sid for c in self.connections):
+            return
+        self._buffers[sid] = ReplayBuffer(self.replay_bytes, self.replay_messages)
+        while len(self._buffers) > self.max_buffered_sessions:
+            self._buffers.pop(next(iter(self._buffers)))
+
+    async def send(self, msg: Message, conn: Connection | None = None) -> None:
+        """Sign and send a client's message; remember who asked so the reply finds them."""
+        sock = self._sockets.get(msg.channel)
+        if sock is None:
+            raise WireError(f"unknown channel {msg.channel!r}")
+        if conn is not None and msg.msg_type.endswith("_request"):
+            self._routes[msg.msg_id] = conn
+            if len(self._routes) > _MAX_ROUTES:
+                self._routes.pop(next(iter(self._routes)))
+        self.last_activity = time.time()
+        self.metrics.count_message("to_kernel", msg.channel, msg.size)
+        await sock.send_multipart(to_zmq(msg, self.signer))
+
+    async def request(self, msg: Message, consumer: Consumer) -> None:
+        """Send a request whose replies and iopub messages go to ``consumer``, not to clients."""
+        self._consumers[msg.msg_id] = consumer
+        await self.send(msg)
+
+    def release(self, msg_id: str) -> None:
+        """Stop routing a request's messages to its consumer."""
+        self._consumers.pop(msg_id, None)

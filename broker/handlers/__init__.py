@@ -1,0 +1,1 @@
+"""Thin REST and websocket handlers: validate, call the registry, render models."""

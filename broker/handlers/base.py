@@ -1,0 +1,137 @@
+"""What every handler shares: authentication, JSON bodies within limits, JSON errors."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import TYPE_CHECKING, Any
+
+from tornado import web
+
+from ..auth import User, token_from
+from ..errors import BrokerError
+
+if TYPE_CHECKING:
+    from ..app import Broker
+
+log = logging.getLogger("broker.http")
+
+
+class AuthMixin:
+    """Authentication for HTTP and websocket handlers alike."""
+
+    settings: dict[str, Any]
+    request: Any
+
+    @property
+    def broker(self) -> Broker:
+        return self.settings["broker"]
+
+    def authenticate(self) -> User:
+        query = self.request.query_arguments.get("token")
+        token = token_from(self.request.headers, query[0].decode() if query else None)
+        user = self.broker.auth.authenticate(token)
+        if user is None:
+            raise BrokerError(
+                401,
+                "Missing or invalid token: send 'Authorization: token <TOKEN>' "
+                "or ?token=<TOKEN>; the broker printed its token at startup.",
+            )
+        return user
+
+
+def log_error(request: Any, exc: BaseException | None, exc_info: Any = None) -> None:
+    """One log line per failed request: client errors as warnings, the rest with a traceback."""
+    if isinstance(exc, web.HTTPError):
+        message = getattr(exc, "message", None) or exc.log_message or ""
+        log.warning("%d %s %s: %s", exc.status_code, request.method, request.path, message)
+    else:
+        log.error("500 %s %s", request.method, request.path, exc_info=exc_info)
+
+
+def error_body(status: int, exc: BaseException | None) -> dict[str, str]:
+    """The JSON error document for a status and the exception behind it."""
+    if isinstance(exc, BrokerError):
+        return {"reason": exc.reason or "Error", "message": exc.message}
+    if isinstance(exc, web.HTTPError):
+        from http.client import responses
+
+        reason = exc.reason or responses.get(status, "Error")
+        return {"reason": reason, "message": exc.log_message or reason}
+    return {
+        "reason": "Internal Server Error",
+        "message": "The broker hit an unexpected error; it is logged. Retry, or report it.",
+    }
+
+
+@web.stream_request_body
+class BaseHandler(AuthMixin, web.RequestHandler):
+    """JSON API handler: token auth unless ``public``, bodies capped, errors as JSON."""
+
+    public = False  # health probes answer without a token
+
+    def initialize(self) -> None:
+        self.user: User
+        self._chunks: list[bytes] = []
+        self._received = 0
+
+    def set_default_headers(self) -> None:
+        self.set_header("Content-Type", "application/json")
+        self.set_header("Cache-Control", "no-store")
+
+    def prepare(self) -> None:
+        limit = self.broker.max_body_bytes
+        self.request.connection.set_max_body_size(limit + 1)
+        length = self.request.headers.get("Content-Length")
+        if length and length.isdigit() and int(length) > limit:
+            raise BrokerError(413, f"Request body over the limit of {limit} bytes.")
+        if not self.public:
+            self.user = self.authenticate()
+
+    def data_received(self, chunk: bytes) -> None:
+        self._received += len(chunk)
+        limit = self.broker.max_body_bytes
+        if self._received > limit:
+            raise BrokerError(413, f"Request body over the limit of {limit} bytes.")
+        self._chunks.append(chunk)
+
+    def json_body(self, required: bool = True) -> dict[str, Any]:
+        """The request body as a JSON object (``{}`` when empty and not required)."""
+        raw = b"".join(self._chunks)
+        if not raw.strip():
+            if required:
+                raise BrokerError(400, "Request body must be a JSON object.")
+            return {}
+        try:
+            body = json.loads(raw)
+        except (UnicodeDecodeError, ValueError) as e:
+            raise BrokerError(400, f"Request body is not valid JSON: {e}") from None
+        if not isinstance(body, dict):
+            raise BrokerError(400, "Request body must be a JSON object.")
+        return body
+
+    def write_json(self, doc: Any, status: int = 200) -> None:
+        self.set_status(status)
+        self.finish(json.dumps(doc))
+
+    def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
+        log_error(self.request, value, (typ, value, tb))
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        exc = kwargs.get("exc_info", (None, None, None))[1]
+        self.broker.metrics.http_errors[status_code] += 1
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps(error_body(status_code, exc)))
+
+
+def field(
+    body: dict[str, Any], name: str, kind: type | tuple[type, ...], default: Any = None
+) -> Any:
+    """``body[name]`` checked against ``kind`` (a bool is not a number); 400 otherwise."""
+    value = body.get(name)
+    if value is None:
+        return default
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
+        raise BrokerError(400, f"Field {name!r} has the wrong type.")
+    return value

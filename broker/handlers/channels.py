@@ -1,0 +1,124 @@
+"""The websocket endpoint /api/kernels/{id}/channels: one client of a kernel's bridge."""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from typing import Any
+
+from tornado import web, websocket
+
+from ..errors import BrokerError
+from ..wire import (
+    V1_SUBPROTOCOL,
+    Message,
+    WireError,
+    make_message,
+    normalize_inbound,
+    pack_legacy,
+    pack_v1,
+    split_stream,
+    unpack_legacy,
+    unpack_v1,
+)
+from .base import AuthMixin, error_body, log_error
+
+log = logging.getLogger("broker.channels")
+
+# Close codes (RFC 6455 and the registered 1012): clients reconnect on 1001/1012.
+CLOSE_INVALID = 1007
+CLOSE_RESTART = 1012
+
+
+class ChannelsHandler(AuthMixin, websocket.WebSocketHandler):
+    """Frames bridge messages for one websocket in the protocol it negotiated."""
+
+    session_id = ""
+
+    async def get(self, kernel_id: str, *args: Any, **kwargs: Any) -> None:
+        try:
+            user = self.authenticate()
+            kernel = self.broker.registry.get(kernel_id, user)
+            if kernel.dead:
+                raise BrokerError(409, f"Kernel {kernel_id} is dead; restart or shut it down.")
+            await kernel.bridge.ready(self.broker.registry.launch_timeout)
+        except web.HTTPError as e:
+            log_error(self.request, e)
+            self.set_status(e.status_code)
+            self.set_header("Content-Type", "application/json")
+            self.finish(json.dumps(error_body(e.status_code, e)))
+            return
+        self.kernel = kernel
+        self.session_id = self.get_argument("session_id", "") or uuid.uuid4().hex
+        await super().get(kernel_id, *args, **kwargs)
+
+    def check_origin(self, origin: str) -> bool:
+        allowed = self.broker.allow_origin
+        return allowed == "*" or origin == allowed or super().check_origin(origin)
+
+    def select_subprotocol(self, subprotocols: list[str]) -> str | None:
+        return V1_SUBPROTOCOL if V1_SUBPROTOCOL in subprotocols else None
+
+    def open(self, kernel_id: str) -> None:
+        # Tornado turns TCP_NODELAY off after the upgrade; small replies would then wait
+        # for the client's delayed ACK (~40 ms per round trip).
+        self.set_nodelay(True)
+        self.v1 = self.selected_subprotocol == V1_SUBPROTOCOL
+        self.frame_limit = self.broker.legacy_max_frame_bytes
+        replayed = self.kernel.bridge.attach(self)
+        log.info(
+            "websocket open kernel=%s session=%s protocol=%s replayed=%d",
+            kernel_id,
+            self.session_id,
+            "v1" if self.v1 else "legacy",
+            replayed,
+        )
+
+    async def on_message(self, data: str | bytes) -> None:
+        try:
+            msg = normalize_inbound(unpack_v1(data) if self.v1 else unpack_legacy(data))
+            await self.kernel.bridge.send(msg, self)
+        except WireError as e:
+            log.warning("websocket kernel=%s: invalid frame: %s", self.kernel.id, e)
+            self.close(CLOSE_INVALID, f"invalid message: {e}"[:120])
+
+    def on_close(self) -> None:
+        kernel = getattr(self, "kernel", None)
+        if kernel is not None:
+            kernel.bridge.detach(self)
+
+    # --- the bridge's Connection protocol ----------------------------------------
+
+    def deliver(self, msg: Message) -> None:
+        try:
+            if self.v1:
+                self.write_message(pack_v1(msg), binary=True)
+                return
+            for part in self._legacy_parts(msg):
+                data, binary = pack_legacy(part)
+                self.write_message(data, binary=binary)
+        except websocket.WebSocketClosedError:
+            pass
+
+    def _legacy_parts(self, msg: Message) -> list[Message]:
+        """Legacy clients (Jupyter Server's gateway client) drop frames over their limit."""
+        if msg.size <= self.frame_limit:
+            return [msg]
+        parts = split_stream(msg, self.frame_limit - 4096)
+        if len(parts) > 1:
+            return parts
+        notice = (
+            f"[kernel-broker] a {msg.msg_type} message of {msg.size} bytes was not sent: "
+            f"it exceeds this client's frame limit ({self.frame_limit} bytes; "
+            "--Broker.legacy_max_frame_bytes). Clients using the v1 protocol receive it.\n"
+        )
+        return [
+            make_message(
+                "iopub",
+                "stream",
+                {"name": "stderr", "text": notice},
+                session=self.kernel.bridge.session,
+                parent=msg.parent_dict,
+            )
+        ]

@@ -1,0 +1,65 @@
+"""REST handlers for /api/kernels and /api/kernelspecs."""
+
+from __future__ import annotations
+
+import mimetypes
+from urllib.parse import quote
+
+from .base import BaseHandler, field
+
+
+class KernelsHandler(BaseHandler):
+    def get(self) -> None:
+        self.write_json([k.model() for k in self.broker.registry.list(self.user)])
+
+    async def post(self) -> None:
+        body = self.json_body(required=False)
+        name = field(body, "name", str)
+        env = body.get("env")
+        kernel = await self.broker.registry.start(name, env, self.user)
+        self.set_header("Location", f"/api/kernels/{quote(kernel.id)}")
+        self.write_json(kernel.model(), status=201)
+
+
+class KernelHandler(BaseHandler):
+    def get(self, kernel_id: str) -> None:
+        self.write_json(self.broker.registry.get(kernel_id, self.user).model())
+
+    async def delete(self, kernel_id: str) -> None:
+        registry = self.broker.registry
+        await registry.shutdown(registry.get(kernel_id, self.user))
+        self.set_status(204)
+        self.finish()
+
+
+class KernelActionHandler(BaseHandler):
+    async def post(self, kernel_id: str, action: str) -> None:
+        registry = self.broker.registry
+        kernel = registry.get(kernel_id, self.user)
+        if action == "interrupt":
+            await registry.interrupt(kernel)
+            self.set_status(204)
+            self.finish()
+        else:
+            await registry.restart(kernel)
+            self.write_json(kernel.model())
+
+
+class KernelSpecsHandler(BaseHandler):
+    def get(self) -> None:
+        # admins see every spec, or those ?user= may use; others see what they may use
+        name = self.get_argument("user", None) if self.user.admin else self.user.name
+        self.write_json(self.broker.specs.list_models(name))
+
+
+class KernelSpecHandler(BaseHandler):
+    def get(self, name: str) -> None:
+        self.write_json(self.broker.specs.model(name))
+
+
+class KernelSpecResourceHandler(BaseHandler):
+    def get(self, name: str, filename: str) -> None:
+        path = self.broker.specs.resource_path(name, filename)
+        self.set_header("Content-Type", mimetypes.guess_type(path)[0] or "application/octet-stream")
+        with open(path, "rb") as f:
+            self.finish(f.read())

@@ -1,0 +1,65 @@
+"""Kernelspecs as the gateway API presents them, with per-spec user authorization."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+from urllib.parse import quote
+
+from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+
+from .auth import authorize_spec, spec_user_lists
+from .errors import BrokerError
+
+_RESOURCE_FILES = ("logo-32x32.png", "logo-64x64.png", "logo-svg.svg", "kernel.js", "kernel.css")
+
+
+class KernelSpecs:
+    """Lists, describes and authorizes kernelspecs found by jupyter_client."""
+
+    def __init__(self, manager: KernelSpecManager, default_name: str) -> None:
+        self.manager = manager
+        self.default_name = default_name
+
+    def _spec(self, name: str) -> Any:
+        try:
+            return self.manager.get_kernel_spec(name)
+        except (NoSuchKernel, KeyError, ValueError):
+            raise BrokerError(
+                404, f"No kernelspec {name!r}; list them with GET /api/kernelspecs."
+            ) from None
+
+    def allowed(self, name: str, username: str) -> bool:
+        authorized, unauthorized = spec_user_lists(self._spec(name).metadata)
+        return username not in unauthorized and (not authorized or username in authorized)
+
+    def authorize(self, name: str, username: str) -> Any:
+        """The kernelspec, or 404 / 403 when it does not exist or the user may not use it."""
+        spec = self._spec(name)
+        authorize_spec(name, spec.metadata, username)
+        return spec
+
+    def model(self, name: str) -> dict[str, Any]:
+        spec = self._spec(name)
+        resources = {
+            f.rsplit(".", 1)[0]: f"/kernelspecs/{quote(name)}/{f}"
+            for f in _RESOURCE_FILES
+            if os.path.isfile(os.path.join(spec.resource_dir, f))
+        }
+        return {"name": name, "spec": spec.to_dict(), "resources": resources}
+
+    def list_models(self, username: str | None = None) -> dict[str, Any]:
+        """``{"default", "kernelspecs"}``, only the specs ``username`` may use when given."""
+        names = sorted(self.manager.find_kernel_specs())
+        if username is not None:
+            names = [n for n in names if self.allowed(n, username)]
+        default = self.default_name if self.default_name in names else (names[0] if names else "")
+        return {"default": default, "kernelspecs": {n: self.model(n) for n in names}}
+
+    def resource_path(self, name: str, filename: str) -> str:
+        """Absolute path of a file in the spec's directory; refuses paths that escape it."""
+        base = os.path.realpath(self._spec(name).resource_dir)
+        path = os.path.realpath(os.path.join(base, filename))
+        if not path.startswith(base + os.sep) or not os.path.isfile(path):
+            raise BrokerError(404, f"Kernelspec {name!r} has no resource {filename!r}.")
+        return path

@@ -1,0 +1,354 @@
+"""KubernetesProvisioner: each kernel is its own pod (a jupyter_client kernel provisioner).
+
+A kernelspec selects it with::
+
+    "metadata": {"kernel_provisioner": {"provisioner_name": "kubernetes-provisioner",
+                                        "config": {"image": "...", "namespace": "kernels"}}}
+
+Launch: the provisioner picks the connection info (HMAC key, fixed ports, a CurveZMQ
+keypair), creates the pod, then a Secret owned by the pod carrying the connection file,
+and waits on the shared watch (``reflector.py``) until the pod is Ready (the kernel has
+bound its ports on the pod IP) or fails. Failures delete the pod and Secret and raise
+:class:`KernelLaunchError` with what happened and what to do. The pod (labels,
+annotations) and its Secret are the kernel's record: :meth:`load_provisioner_info`
+rebuilds a provisioner from them alone.
+"""
+
+from __future__ import annotations
+
+import secrets
+import signal
+import time
+from typing import Any
+
+import zmq
+from jupyter_client.provisioning import KernelProvisionerBase
+from traitlets import Bool, Dict, Float, Int, List, Unicode
+
+from . import pod as manifests
+from .cluster import get_cluster, get_reflector
+from .k8s import ClusterConfig, KubeError
+from .podstatus import exit_code, pod_state
+from .reflector import PodReflector
+
+
+class KernelLaunchError(RuntimeError):
+    """A pod kernel did not start; the message says why and what to do."""
+
+
+class KubernetesProvisioner(KernelProvisionerBase):  # type: ignore[misc]
+    """Runs a kernel as a Kubernetes pod built from ``kernel_image/``."""
+
+    namespace = Unicode("default", config=True, help="Namespace the kernel pods run in.")
+    image = Unicode(
+        "kernel-broker/kernel-python:0.1.0", config=True, help="Kernel container image."
+    )
+    image_pull_policy = Unicode("IfNotPresent", config=True, help="imagePullPolicy of kernels.")
+    command = List(
+        Unicode(),
+        default_value=["python", "/opt/kernel/entrypoint.py"],
+        config=True,
+        help="Container command; the kernel image's entrypoint.",
+    )
+    in_cluster = Bool(
+        False, config=True, help="Use the pod's service account instead of a kubeconfig."
+    )
+    kubeconfig = Unicode(
+        "", config=True, help="kubeconfig path (default: $KUBECONFIG, ~/.kube/config)."
+    )
+    context = Unicode("", config=True, help="kubeconfig context (default: current).")
+    token_file = Unicode(
+        "/var/run/secrets/kubernetes.io/serviceaccount/token",
+        config=True,
+        help="In-cluster service account token file.",
+    )
+    ca_file = Unicode(
+        "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt",
+        config=True,
+        help="In-cluster CA bundle.",
+    )
+    broker_name = Unicode(
+        "kernel-broker", config=True, help="This broker's name, put in every pod's labels."
+    )
+    launch_timeout = Float(
+        60.0,
+        config=True,
+        help="Seconds to wait for a kernel pod to be ready; KERNEL_LAUNCH_TIMEOUT may lower it.",
+    )
+    resources = Dict(
+        config=True, help='Kernel container resources: {"requests": {...}, "limits": {...}}.'
+    )
+    max_cpus = Unicode("4", config=True, help="Highest KERNEL_CPUS a request may ask for.")
+    max_memory = Unicode("8Gi", config=True, help="Highest KERNEL_MEMORY a request may ask for.")
+    max_gpus = Int(0, config=True, help="Highest KERNEL_GPUS a request may ask for.")
+    node_selector = Dict(config=True, help="nodeSelector for kernel pods.")
+    tolerations = List(Dict(), config=True, help="Tolerations for kernel pods.")
+    volumes = Dict(
+        config=True,
+        help='Volumes a request may name in KERNEL_VOLUMES: {name: {"volume": {<source>}, '
+        '"mountPath": "/path", "readOnly": false}}.',
+    )
+    default_volumes = List(Unicode(), config=True, help="Volume names every kernel mounts.")
+    working_dirs = List(
+        Unicode(),
+        default_value=[manifests.HOME_DIR, "/uploaded_files"],
+        config=True,
+        help="Allowed KERNEL_WORKING_DIR roots; the first is the default working directory.",
+    )
+    run_as_user = Int(None, allow_none=True, config=True, help="runAsUser (default: the image's).")
+    ports = List(
+        Int(),
+        default_value=[52700, 52701, 52702, 52703, 52704],
+        config=True,
+        help="shell, iopub, stdin, control, hb ports (each pod has its own IP).",
+    )
+    grace_seconds = Int(5, config=True, help="terminationGracePeriodSeconds of kernel pods.")
+    env_allowlist = List(
+        Unicode(), config=True, help="Variables besides KERNEL_* passed from a request to the pod."
+    )
+    curve = Bool(True, config=True, help="Encrypt kernel traffic with CurveZMQ.")
+
+    pod_name = Unicode("")
+    _reflector: PodReflector | None = None
+
+    # -- configuration -----------------------------------------------------------------
+
+    def _cluster_config(self) -> ClusterConfig:
+        return ClusterConfig(
+            in_cluster=self.in_cluster,
+            kubeconfig=self.kubeconfig,
+            context=self.context,
+            token_file=self.token_file,
+            ca_file=self.ca_file,
+        )
+
+    def _selector(self) -> str:
+        broker = manifests.label_value(self.broker_name)
+        return f"{manifests.LABEL_BROKER}={broker},app.kubernetes.io/component=kernel"
+
+    def _settings(self) -> manifests.PodSettings:
+        return manifests.PodSettings(
+            image=self.image,
+            namespace=self.namespace,
+            broker=self.broker_name,
+            kernelspec=self._kernelspec_name(),
+            command=list(self.command),
+            resources=dict(self.resources),
+            bounds=manifests.Bounds(self.max_cpus, self.max_memory, self.max_gpus),
+            node_selector=dict(self.node_selector),
+            tolerations=list(self.tolerations),
+            volumes=dict(self.volumes),
+            default_volumes=list(self.default_volumes),
+            working_dirs=list(self.working_dirs),
+            run_as_user=self.run_as_user,
+            image_pull_policy=self.image_pull_policy,
+            ports=tuple(self.ports),
+            grace_seconds=self.grace_seconds,
+            env_allowlist=list(self.env_allowlist),
+        )
+
+    def _kernelspec_name(self) -> str:
+        km = self.parent
+        name = getattr(km, "kernel_name", "") or getattr(self.kernel_spec, "display_name", "")
+        return name or "kernel"
+
+    async def _ensure_reflector(self) -> PodReflector:
+        if self._reflector is None:
+            self._reflector = await get_reflector(
+                self._cluster_config(), self.namespace, self._selector()
+            )
+        return self._reflector
+
+    # -- the provisioner contract --------------------------------------------------------
+
+    @property
+    def has_process(self) -> bool:
+        """True while this provisioner has a pod (from launch until cleanup)."""
+        return bool(self.pod_name)
+
+    async def pre_launch(self, **kwargs: Any) -> dict[str, Any]:
+        """Validate the request before anything is created; the pod needs no local command."""
+        kwargs = await super().pre_launch(**kwargs)
+        kwargs.setdefault("cmd", list(self.command))
+        return kwargs
+
+    async def launch_kernel(self, cmd: list[str], **kwargs: Any) -> dict[str, Any]:
+        """Create the pod and its Secret, wait until it is ready; returns connection info."""
+        env = dict(kwargs.get("env") or {})
+        settings = self._settings()
+        try:
+            request = manifests.make_request(
+                self.kernel_id, env, list(self.kernel_spec.env), settings
+            )
+        except manifests.KernelRequestError as e:
+            raise KernelLaunchError(f"kernel request rejected: {e}") from None
+        timeout = self._launch_timeout(env)
+        reflector = await self._ensure_reflector()
+        kube = (await get_cluster(self._cluster_config())).kube
+        info = self._new_connection_info()
+        name = f"kernel-{self.kernel_id}-{secrets.token_hex(3)}"
+        pod = manifests.make_pod(name, f"{name}-connection", request, settings)
+        started = time.monotonic()
+        created = await kube.create_pod(self.namespace, pod)
+        self.pod_name = name
+        try:
+            secret = manifests.make_secret(f"{name}-connection", created, info)
+            await kube.create_secret(self.namespace, secret)
+            ip = await self._wait_ready(reflector, timeout - (time.monotonic() - started))
+        except BaseException:
+            await self._remove_pod(grace_seconds=0)
+            raise
+        self.connection_info = {**info, "ip": ip}
+        if self.curve:
+            # What a CurveZMQ client sets as socket.curve_serverkey (jupyter_client itself
+            # reads curve_publickey, which is the same key).
+            self.connection_info["curve_serverkey"] = info["curve_publickey"]
+        self.log.info("kernel %s runs in pod %s at %s", self.kernel_id, name, ip)
+        return self.connection_info
+
+    def _launch_timeout(self, env: dict[str, str]) -> float:
+        asked = env.get("KERNEL_LAUNCH_TIMEOUT", "").strip()
+        try:
+            return min(float(asked), self.launch_timeout) if asked else self.launch_timeout
+        except ValueError:
+            raise KernelLaunchError(
+                f"KERNEL_LAUNCH_TIMEOUT={asked!r} is not a number of seconds"
+            ) from None
+
+    def _new_connection_info(self) -> dict[str, Any]:
+        shell, iopub, stdin, control, hb = self.ports
+        info: dict[str, Any] = {
+            "transport": "tcp",
+            "ip": "0.0.0.0",
+            "shell_port": shell,
+            "iopub_port": iopub,
+            "stdin_port": stdin,
+            "control_port": control,
+            "hb_port": hb,
+            "key": secrets.token_hex(32),
+            "signature_scheme": "hmac-sha256",
+            "kernel_name": self._kernelspec_name(),
+        }
+        if self.curve:
+            public, secret = zmq.curve_keypair()
+            info["curve_publickey"] = public.decode("ascii")
+            info["curve_secretkey"] = secret.decode("ascii")
+        return info
+
+    async def _wait_ready(self, reflector: PodReflector, timeout: float) -> str:
+        name = self.pod_name
+        outcome: dict[str, Any] = {}
+
+        def settled() -> bool:
+            pod = reflector.get(name)
+            if pod is None:
+                return False
+            state = pod_state(pod)
+            outcome["state"] = state
+            return state.ready or bool(state.failure)
+
+        if not await reflector.wait_for(settled, max(timeout, 0.0)):
+            raise KernelLaunchError(
+                f"kernel pod {name} was not ready within {timeout:.0f} s (launch timeout); "
+                "the cluster may be short of capacity or the image slow to pull: retry, or raise "
+                "KERNEL_LAUNCH_TIMEOUT up to the broker's limit"
+            )
+        state = outcome["state"]
+        if state.failure:
+            raise KernelLaunchError(state.failure)
+        return state.ip
+
+    async def _remove_pod(self, grace_seconds: int | None) -> None:
+        """Delete the pod and its Secret, and wait (bounded) until the watch sees it gone."""
+        name = self.pod_name
+        if not name:
+            return
+        kube = (await get_cluster(self._cluster_config())).kube
+        await kube.delete_pod(self.namespace, name, grace_seconds)
+        # The Secret is garbage-collected with its pod; deleting it too makes that immediate.
+        await kube.delete_secret(self.namespace, f"{name}-connection")
+        reflector = await self._ensure_reflector()
+        await reflector.wait_for(lambda: reflector.get(name) is None, self.grace_seconds + 10)
+
+    async def poll(self) -> int | None:
+        """None while the kernel's container runs; its exit code (or -9 if gone) after."""
+        if not self.pod_name or self._reflector is None:
+            return 0 if not self.pod_name else None
+        return exit_code(self._reflector.get(self.pod_name))
+
+    async def wait(self) -> int | None:
+        """Wait for the kernel's container to stop; returns its exit code."""
+        if not self.pod_name:
+            return 0
+        reflector = await self._ensure_reflector()
+        name = self.pod_name
+        await reflector.wait_for(lambda: exit_code(reflector.get(name)) is not None, None)
+        return exit_code(reflector.get(name))
+
+    async def send_signal(self, signum: int) -> None:
+        """Pods cannot be signalled from outside: SIGTERM and SIGKILL delete the pod.
+
+        Interrupts go through the control channel (kernelspec ``interrupt_mode: message``).
+        """
+        if signum == signal.SIGKILL:
+            await self.kill()
+        elif signum == signal.SIGTERM:
+            await self.terminate()
+        elif signum != 0:
+            self.log.warning(
+                "signal %s cannot reach a pod kernel; use interrupt_mode 'message'", signum
+            )
+
+    async def kill(self, restart: bool = False) -> None:
+        """Delete the pod at once (grace period 0)."""
+        if self.pod_name:
+            kube = (await get_cluster(self._cluster_config())).kube
+            await kube.delete_pod(self.namespace, self.pod_name, grace_seconds=0)
+
+    async def terminate(self, restart: bool = False) -> None:
+        """Delete the pod with its grace period (SIGTERM, then SIGKILL)."""
+        if self.pod_name:
+            kube = (await get_cluster(self._cluster_config())).kube
+            await kube.delete_pod(self.namespace, self.pod_name, grace_seconds=None)
+
+    async def cleanup(self, restart: bool = False) -> None:
+        """Make sure the pod and its Secret are gone."""
+        await self._remove_pod(grace_seconds=0)
+        self.pod_name = ""
+
+    def get_shutdown_wait_time(self, recommended: float = 5.0) -> float:
+        """Allow for the pod's grace period as well."""
+        return max(recommended, float(self.grace_seconds))
+
+    def get_stable_start_time(self, recommended: float = 10.0) -> float:
+        """A pod start includes scheduling and maybe an image pull."""
+        return max(recommended, self.launch_timeout)
+
+    # -- persistence: the pod and its Secret are the record --------------------------------
+
+    async def get_provisioner_info(self) -> dict[str, Any]:
+        """Where the kernel's pod is; enough to find it (and its Secret) again."""
+        info = await super().get_provisioner_info()
+        info.update({"namespace": self.namespace, "pod_name": self.pod_name})
+        return info
+
+    async def load_provisioner_info(self, provisioner_info: dict) -> None:
+        """Re-attach to a running kernel pod, reading the connection file from its Secret."""
+        self.kernel_id = provisioner_info["kernel_id"]
+        self.namespace = provisioner_info.get("namespace", self.namespace)
+        self.pod_name = provisioner_info["pod_name"]
+        kube = (await get_cluster(self._cluster_config())).kube
+        try:
+            pod = await kube.read_pod(self.namespace, self.pod_name)
+            secret_name = pod["metadata"]["annotations"][manifests.ANNOTATION_SECRET]
+            secret = await kube.read_secret(self.namespace, secret_name)
+        except KubeError as e:
+            self.pod_name = ""
+            raise KernelLaunchError(
+                f"kernel pod {provisioner_info['pod_name']} is gone: {e}"
+            ) from e
+        self.connection_info = {
+            **manifests.read_secret_connection(secret),
+            "ip": pod.get("status", {}).get("podIP", ""),
+        }
+        await self._ensure_reflector()
