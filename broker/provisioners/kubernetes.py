@@ -198,7 +198,8 @@ class KubernetesProvisioner(KernelProvisionerBase):  # type: ignore[misc]
         except BaseException:
             await self._remove_pod(grace_seconds=0)
             raise
-        self.connection_info = {**info, "ip": ip}
+        # jupyter_client compares connection info with the key as bytes.
+        self.connection_info = {**info, "ip": ip, "key": info["key"].encode()}
         if self.curve:
             # What a CurveZMQ client sets as socket.curve_serverkey (jupyter_client itself
             # reads curve_publickey, which is the same key).
@@ -347,8 +348,10 @@ class KubernetesProvisioner(KernelProvisionerBase):  # type: ignore[misc]
             raise KernelLaunchError(
                 f"kernel pod {provisioner_info['pod_name']} is gone: {e}"
             ) from e
+        info = manifests.read_secret_connection(secret)
         self.connection_info = {
-            **manifests.read_secret_connection(secret),
+            **info,
             "ip": pod.get("status", {}).get("podIP", ""),
+            "key": info["key"].encode(),
         }
         await self._ensure_reflector()

@@ -152,6 +152,13 @@ class FakeKubelet:
             rt.deleting = True
         rt.changed.set()
 
+    async def _sleep(self, rt: _Runtime, seconds: float) -> None:
+        """Sleep (a slow start or pull), cut short only by the pod's deletion."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + seconds
+        while not (rt.gone or rt.deleting) and (left := deadline - loop.time()) > 0:
+            await self._changed(rt, left)
+
     async def _changed(self, rt: _Runtime, timeout: float | None = None) -> None:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(rt.changed.wait(), timeout)
@@ -210,7 +217,7 @@ class FakeKubelet:
             if not await self._schedule(rt):
                 return
             if self.start_delay:
-                await self._changed(rt, self.start_delay)
+                await self._sleep(rt, self.start_delay)
             await self._setup_network(rt)
             self._update(
                 rt,
@@ -355,13 +362,13 @@ class FakeKubelet:
                 f"reference: {name}: not found"
             )
             self._waiting(rt, "ErrImagePull", message)
-            await self._changed(rt, self.pull_backoff)
+            await self._sleep(rt, self.pull_backoff)
             self._waiting(rt, "ImagePullBackOff", f'Back-off pulling image "{name}"')
             while not (rt.gone or rt.deleting):
                 await self._changed(rt)
             return None
         if image.pull_seconds:
-            await self._changed(rt, image.pull_seconds)
+            await self._sleep(rt, image.pull_seconds)
         return image
 
     def _container_config(self, rt: _Runtime, image: Image, mounts: dict[str, str]):
