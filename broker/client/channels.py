@@ -1,0 +1,115 @@
+"""A websocket connection to a kernel's channels, in the v1 or the legacy protocol."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+from urllib.parse import quote
+
+from websockets.asyncio.client import ClientConnection, connect
+
+from ..wire import (
+    V1_SUBPROTOCOL,
+    Message,
+    make_message,
+    pack_legacy,
+    pack_v1,
+    unpack_legacy,
+    unpack_v1,
+)
+
+
+def channels_url(base_url: str, kernel_id: str, session_id: str) -> str:
+    ws = "wss" + base_url[5:] if base_url.startswith("https") else "ws" + base_url[4:]
+    return f"{ws.rstrip('/')}/api/kernels/{quote(kernel_id)}/channels?session_id={session_id}"
+
+
+class ChannelsConnection:
+    """Send and receive Jupyter messages of one kernel over the broker's websocket."""
+
+    def __init__(self, ws: ClientConnection, session_id: str, v1: bool) -> None:
+        self.ws = ws
+        self.session_id = session_id
+        self.v1 = v1
+
+    @classmethod
+    async def connect(
+        cls,
+        base_url: str,
+        kernel_id: str,
+        token: str | None = None,
+        *,
+        session_id: str | None = None,
+        protocol: str = "v1",
+        max_size: int | None = 2**30,
+        open_timeout: float = 60.0,
+    ) -> ChannelsConnection:
+        """Open the websocket; ``protocol`` is ``"v1"`` or ``"legacy"``."""
+        session_id = session_id or uuid.uuid4().hex
+        ws = await connect(
+            channels_url(base_url, kernel_id, session_id),
+            subprotocols=[V1_SUBPROTOCOL] if protocol == "v1" else None,
+            additional_headers={"Authorization": f"token {token}"} if token else None,
+            max_size=max_size,
+            open_timeout=open_timeout,
+            ping_interval=None,
+        )
+        return cls(ws, session_id, ws.subprotocol == V1_SUBPROTOCOL)
+
+    async def send(self, msg: Message) -> None:
+        if self.v1:
+            await self.ws.send(pack_v1(msg))
+        else:
+            data, binary = pack_legacy(msg)
+            await self.ws.send(data, text=not binary)
+
+    async def request(
+        self,
+        channel: str,
+        msg_type: str,
+        content: dict[str, Any],
+        *,
+        buffers: list[bytes] | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> Message:
+        """Build, send and return a new message (its msg_id matches the replies)."""
+        msg = make_message(
+            channel, msg_type, content, session=self.session_id, metadata=metadata, buffers=buffers
+        )
+        await self.send(msg)
+        return msg
+
+    async def recv(self, timeout: float | None = None) -> Message:
+        data = await asyncio.wait_for(self.ws.recv(), timeout)
+        return unpack_v1(data) if self.v1 else unpack_legacy(data)
+
+    async def execute(self, code: str, timeout: float = 60.0) -> tuple[Message, list[Message]]:
+        """Run code; return its execute_reply and the iopub messages it caused."""
+        request = await self.request(
+            "shell", "execute_request", {"code": code, "silent": False, "allow_stdin": False}
+        )
+        reply: Message | None = None
+        outputs: list[Message] = []
+        idle = False
+        async with asyncio.timeout(timeout):
+            while reply is None or not idle:
+                msg = await self.recv()
+                if msg.parent_msg_id != request.msg_id:
+                    continue
+                if msg.channel == "shell":
+                    reply = msg
+                elif msg.msg_type == "status":
+                    idle = msg.content_dict().get("execution_state") == "idle"
+                else:
+                    outputs.append(msg)
+        return reply, outputs
+
+    async def close(self) -> None:
+        await self.ws.close()
+
+    async def __aenter__(self) -> ChannelsConnection:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()

@@ -1,0 +1,92 @@
+"""Start a real broker process for a test, on a free port, and stop it afterwards."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import requests
+
+
+@dataclass
+class RunningBroker:
+    """A broker subprocess: its URL, token, log file, and a small REST helper."""
+
+    proc: subprocess.Popen
+    url: str
+    token: str | None
+    log_path: Path
+    session: requests.Session = field(default_factory=requests.Session)
+
+    def headers(self, token: str | None = None) -> dict[str, str]:
+        token = self.token if token is None else token
+        return {"Authorization": f"token {token}"} if token else {}
+
+    def request(
+        self, method: str, path: str, body: Any = None, *, token: str | None = None, **kw: Any
+    ) -> requests.Response:
+        data = kw.pop("data", None)
+        if body is not None:
+            data = json.dumps(body)
+        return self.session.request(
+            method, self.url + path, data=data, headers=self.headers(token), timeout=120, **kw
+        )
+
+    def start_kernel(self, name: str | None = None, token: str | None = None, **env: str) -> str:
+        body: dict[str, Any] = {"env": env}
+        if name:
+            body["name"] = name
+        r = self.request("POST", "/api/kernels", body, token=token)
+        assert r.status_code == 201, r.text
+        return r.json()["id"]
+
+    def delete_kernel(self, kernel_id: str, token: str | None = None) -> None:
+        self.request("DELETE", f"/api/kernels/{kernel_id}", token=token)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self) -> int:
+        """SIGTERM, as an orchestrator would; the broker drains and exits."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.session.close()
+        return self.proc.returncode
+
+
+def start_broker(
+    tmp: Path,
+    *args: str,
+    token: str | None = "test-token",
+    env: dict[str, str] | None = None,
+) -> RunningBroker:
+    """Run ``python -m broker serve`` on a free port and wait for its announcement."""
+    log_path = tmp / f"broker-{os.getpid()}-{len(list(tmp.glob('broker-*.log')))}.log"
+    cmd = [sys.executable, "-m", "broker", "serve", "--ip", "127.0.0.1", "--port", "0", *args]
+    if token:
+        cmd += ["--token", token]
+    full_env = {**os.environ, **(env or {})}
+    full_env.pop("BROKER_TOKEN", None)
+    log_file = open(log_path, "wb")  # noqa: SIM115 - the process writes to it until it ends
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=log_file, env=full_env, cwd=str(tmp)
+    )
+    log_file.close()
+    assert proc.stdout is not None
+    line = proc.stdout.readline().decode()
+    if "listening on" not in line:
+        proc.kill()
+        raise RuntimeError(f"broker did not start: {line}\n{log_path.read_text()}")
+    url = line.rsplit(" ", 1)[1].strip().rstrip("/")
+    return RunningBroker(proc, url, token, log_path)
