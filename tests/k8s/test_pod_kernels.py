@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+import zmq
+from zmq.utils.monitor import recv_monitor_message
 
 from broker.provisioners.pod import LABEL_KERNEL_ID
 
@@ -50,6 +52,33 @@ async def test_pod_kernel_starts_executes_and_shuts_down(control_plane, pod_kern
     assert_nothing_left(control_plane)
 
 
+def handshake(url: str, serverkey: str | None) -> str:
+    """Connect a DEALER (as a CurveZMQ client when given the server key); the ZMTP outcome."""
+    ctx = zmq.Context.instance()
+    sock = ctx.socket(zmq.DEALER)
+    if serverkey:
+        sock.curve_serverkey = serverkey.encode()
+        sock.curve_publickey, sock.curve_secretkey = zmq.curve_keypair()
+    monitor = sock.get_monitor_socket()
+    sock.connect(url)
+    try:
+        while monitor.poll(10_000):
+            event = recv_monitor_message(monitor)["event"]
+            if event == zmq.EVENT_HANDSHAKE_SUCCEEDED:
+                return "ok"
+            if event in (
+                zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL,
+                zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL,
+                zmq.EVENT_DISCONNECTED,
+            ):
+                return "failed"
+        return "timeout"
+    finally:
+        sock.disable_monitor()
+        monitor.close(0)
+        sock.close(0)
+
+
 async def started(km, **env):
     await km.start_kernel(env={"KERNEL_USERNAME": "alice", **env})
     client = km.client()
@@ -65,8 +94,8 @@ async def test_kernel_traffic_is_curve_encrypted(control_plane, pod_kernel):
         info = km.get_connection_info()
         assert info["curve_publickey"] and info["curve_secretkey"]
         assert km.provisioner.connection_info["curve_serverkey"] == info["curve_publickey"]
-        pod = control_plane.objects("pods", NAMESPACE)[0]
-        assert "using transport encryption" in control_plane.kubelet.log(pod["metadata"]["name"])
+        assert handshake(f"tcp://{km.ip}:{km.shell_port}", None) == "failed"
+        assert handshake(f"tcp://{km.ip}:{km.shell_port}", info["curve_publickey"]) == "ok"
     finally:
         client.stop_channels()
         await km.shutdown_kernel()
