@@ -50,15 +50,15 @@ def write_kernelspec(kernels_dir: Path, name: str, config: dict[str, Any], **spe
 
 
 @pytest.fixture
-def pod_kernel(control_plane: ControlPlane, tmp_path: Path) -> Callable[..., AsyncKernelManager]:
-    """Make a kernel manager for a pod kernelspec on the control plane (not started)."""
+def pod_kernel_factory(tmp_path: Path) -> Callable[..., AsyncKernelManager]:
+    """Make a kernel manager for a pod kernelspec on a given control plane (not started)."""
     kernels = tmp_path / "kernelspecs"
 
-    def make(name: str = "pod", **config: Any) -> AsyncKernelManager:
+    def make(plane: ControlPlane, name: str = "pod", **config: Any) -> AsyncKernelManager:
         base = {
             "image": KERNEL_IMAGE,
             "namespace": NAMESPACE,
-            "kubeconfig": str(control_plane.kubeconfig),
+            "kubeconfig": str(plane.kubeconfig),
             "launch_timeout": 30,
             "grace_seconds": 2,
         }
@@ -71,3 +71,11 @@ def pod_kernel(control_plane: ControlPlane, tmp_path: Path) -> Callable[..., Asy
         )
 
     return make
+
+
+@pytest.fixture
+def pod_kernel(
+    control_plane: ControlPlane, pod_kernel_factory: Callable[..., AsyncKernelManager]
+) -> Callable[..., AsyncKernelManager]:
+    """Make a kernel manager for a pod kernelspec on ``control_plane`` (not started)."""
+    return lambda name="pod", **config: pod_kernel_factory(control_plane, name, **config)
