@@ -46,6 +46,15 @@ class RunningBroker:
         assert r.status_code == 201, r.text
         return r.json()["id"]
 
+    def execute(self, kernel_id: str, code: str, token: str | None = None) -> list[dict]:
+        """Run code through the HTTP execute endpoint; the NDJSON events it streamed."""
+        r = self.request("POST", f"/api/kernels/{kernel_id}/execute", {"code": code}, token=token)
+        assert r.status_code == 200, r.text
+        return [json.loads(line) for line in r.text.splitlines()]
+
+    def stdout(self, kernel_id: str, code: str) -> str:
+        return "".join(e["text"] for e in self.execute(kernel_id, code) if e["type"] == "stdout")
+
     def delete_kernel(self, kernel_id: str, token: str | None = None) -> None:
         self.request("DELETE", f"/api/kernels/{kernel_id}", token=token)
 

@@ -1,6 +1,15 @@
-"""The public client side of a broker: REST calls and websocket channels (no server code)."""
+"""The public client side of a broker: REST calls, websocket channels, and a kernel manager
+and client that nbclient and scripts use (no server code)."""
 
 from .channels import ChannelsConnection
+from .kernel_client import RemoteKernelClient
+from .manager import RemoteKernelManager
 from .rest import BrokerAPIError, BrokerREST
 
-__all__ = ["BrokerAPIError", "BrokerREST", "ChannelsConnection"]
+__all__ = [
+    "BrokerAPIError",
+    "BrokerREST",
+    "ChannelsConnection",
+    "RemoteKernelClient",
+    "RemoteKernelManager",
+]
