@@ -1,4 +1,4 @@
-"""RemoteKernelManager: a kernel on a broker, behind the AsyncKernelManager surface nbclient uses."""
+"""RemoteKernelManager: a broker kernel behind the AsyncKernelManager surface nbclient uses."""
 
 from __future__ import annotations
 
