@@ -1,0 +1,206 @@
+"""A kernel on a broker, used over REST and the channels websocket only.
+
+``KernelSession`` creates or attaches to a kernel, runs code and collects an
+``Execution`` while calling back per event. A dropped websocket is reopened with the
+same session id, so the broker replays what was missed. A timeout interrupts the
+kernel and, when the interrupt does not take, restarts it; the result says so.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from typing import Any
+
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+from broker.client import BrokerAPIError, BrokerREST, ChannelsConnection
+from broker.wire import Message
+
+from .collector import Callbacks, Collector
+from .results import Execution
+
+log = logging.getLogger("llm_agent.kernel")
+
+
+class KernelGone(Exception):
+    """The kernel no longer exists on the broker (shut down or culled)."""
+
+
+class KernelSession:
+    """One client session of one broker kernel; executions run one at a time."""
+
+    def __init__(
+        self,
+        rest: BrokerREST,
+        kernel_id: str,
+        *,
+        session_id: str | None = None,
+        owns_kernel: bool = False,
+        interrupt_grace: float = 5.0,
+        reconnect_attempts: int = 5,
+    ) -> None:
+        self.rest = rest
+        self.kernel_id = kernel_id
+        self.session_id = session_id or uuid.uuid4().hex
+        self.owns_kernel = owns_kernel
+        self.interrupt_grace = interrupt_grace
+        self.reconnect_attempts = reconnect_attempts
+        self.reconnects = 0
+        self._conn: ChannelsConnection | None = None
+        self._lock = asyncio.Lock()
+
+    @classmethod
+    async def start(
+        cls,
+        base_url: str,
+        token: str | None = None,
+        *,
+        kernel_name: str | None = None,
+        env: dict[str, str] | None = None,
+        **kwargs: Any,
+    ) -> KernelSession:
+        """Start a new kernel on the broker at ``base_url``; ``close()`` shuts it down."""
+        rest = BrokerREST(base_url, token)
+        model = await rest.start_kernel(kernel_name, env)
+        session = cls(rest, model["id"], owns_kernel=True, **kwargs)
+        try:
+            await session.connect()
+        except BaseException:
+            await rest.shutdown_kernel(model["id"])
+            raise
+        return session
+
+    @classmethod
+    async def attach(
+        cls, base_url: str, token: str | None, kernel_id: str, **kwargs: Any
+    ) -> KernelSession:
+        """Use an existing kernel; pass the same ``session_id`` to resume a session."""
+        session = cls(BrokerREST(base_url, token), kernel_id, **kwargs)
+        await session.connect()
+        return session
+
+    async def connect(self) -> None:
+        """Open (or reopen) the websocket with this session's id."""
+        if self._conn is not None:
+            await self._conn.close()
+        try:
+            self._conn = await ChannelsConnection.connect(
+                self.rest.base_url, self.kernel_id, self.rest.token, session_id=self.session_id
+            )
+        except InvalidStatus as e:
+            if e.response.status_code in (404, 409):
+                raise KernelGone(f"kernel {self.kernel_id}: {e.response.body!r}") from None
+            raise
+
+    @property
+    def connection(self) -> ChannelsConnection | None:
+        """The current websocket connection (replaced after a reconnect)."""
+        return self._conn
+
+    async def execute(
+        self,
+        code: str,
+        *,
+        timeout: float | None = None,
+        callbacks: Callbacks | None = None,
+        silent: bool = False,
+    ) -> Execution:
+        """Run ``code``; the result also reports a timeout, interrupt, restart or death."""
+        async with self._lock:
+            if self._conn is None:
+                await self.connect()
+            request = await self._send(
+                "execute_request",
+                {"code": code, "silent": silent, "store_history": not silent, "allow_stdin": False},
+            )
+            collector = Collector(request.msg_id, callbacks)
+            try:
+                async with asyncio.timeout(timeout):
+                    await self._pump(collector)
+            except TimeoutError:
+                await self._stop_runaway(collector)
+            except KernelGone:
+                collector.execution.kernel_died = True
+            return collector.execution
+
+    async def _send(self, msg_type: str, content: dict[str, Any]) -> Message:
+        try:
+            return await self._conn.request("shell", msg_type, content)
+        except ConnectionClosed:
+            await self._reconnect()
+            return await self._conn.request("shell", msg_type, content)
+
+    async def _pump(self, collector: Collector) -> None:
+        while not collector.done:
+            try:
+                msg = await self._conn.recv()
+            except ConnectionClosed:
+                await self._reconnect()
+                continue
+            await collector.feed(msg)
+
+    async def _reconnect(self) -> None:
+        """Reopen the websocket with the same session id; the broker replays missed output."""
+        delay = 0.1
+        for attempt in range(1, self.reconnect_attempts + 1):
+            try:
+                await self.connect()
+                self.reconnects += 1
+                log.info("reconnected kernel=%s session=%s", self.kernel_id, self.session_id)
+                return
+            except KernelGone:
+                raise
+            except (OSError, InvalidStatus, TimeoutError) as e:
+                if attempt == self.reconnect_attempts:
+                    raise
+                log.warning("reconnect %d to kernel %s failed: %s", attempt, self.kernel_id, e)
+                await asyncio.sleep(delay)  # backoff between attempts, nothing to await
+                delay *= 2
+
+    async def _stop_runaway(self, collector: Collector) -> None:
+        """Interrupt after a timeout; restart when the interrupt does not end the execution."""
+        collector.execution.timed_out = True
+        try:
+            await self.rest.interrupt_kernel(self.kernel_id)
+            async with asyncio.timeout(self.interrupt_grace):
+                await self._pump(collector)
+            collector.execution.interrupted = not collector.execution.kernel_restarted
+            return
+        except TimeoutError:
+            log.warning("kernel %s ignored the interrupt; restarting it", self.kernel_id)
+        except BrokerAPIError as e:
+            log.warning("interrupting kernel %s failed: %s; restarting it", self.kernel_id, e)
+        collector.execution.restart_reason = "timeout"
+        await self.rest.restart_kernel(self.kernel_id)
+        # The broker sent `restarting` before restarting; read up to it so that the
+        # next execution does not mistake it for a crash of its own.
+        async with asyncio.timeout(self.interrupt_grace):
+            await self._pump(collector)
+
+    async def interrupt(self) -> None:
+        await self.rest.interrupt_kernel(self.kernel_id)
+
+    async def restart(self) -> None:
+        """Restart the kernel (state is lost); used to recover a kernel the broker gave up on."""
+        await self.rest.restart_kernel(self.kernel_id)
+        await self.connect()
+
+    async def close(self) -> None:
+        """Close the websocket, and shut the kernel down when this session started it."""
+        if self._conn is not None:
+            await self._conn.close()
+            self._conn = None
+        if self.owns_kernel:
+            try:
+                await self.rest.shutdown_kernel(self.kernel_id)
+            except BrokerAPIError as e:
+                if e.status != 404:
+                    raise
+
+    async def __aenter__(self) -> KernelSession:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()

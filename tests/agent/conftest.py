@@ -1,0 +1,47 @@
+"""Fixtures: the scripted LLM server, and kernels on the shared test broker."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from llm_agent.kernel import KernelSession
+from llm_agent.llm import ChatModel
+
+from ..broker_process import RunningBroker
+from .scripted_llm import VISION_MODEL, ScriptedLLM
+
+
+@pytest.fixture
+def llm() -> Iterator[ScriptedLLM]:
+    """A scripted model server; the test fails if a check failed or turns were left over."""
+    server = ScriptedLLM().start()
+    yield server
+    server.stop()
+    assert not server.errors, "\n".join(server.errors)
+    assert not server.script, f"{len(server.script)} scripted turns were never requested"
+
+
+@pytest.fixture
+def workdir(tmp_path: Path) -> Path:
+    """The kernel's working directory (KERNEL_WORKING_DIR), private to the test."""
+    path = tmp_path / "work"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+async def kernel_session(broker: RunningBroker, workdir: Path) -> AsyncIterator[KernelSession]:
+    """A fresh kernel on the shared broker; a short interrupt grace keeps escalation fast."""
+    session = await KernelSession.start(
+        broker.url, broker.token, env={"KERNEL_WORKING_DIR": str(workdir)}, interrupt_grace=1.0
+    )
+    yield session
+    await session.close()
+
+
+def chat_model(llm: ScriptedLLM, model: str = VISION_MODEL, stream: bool = True) -> ChatModel:
+    """The SDK client pointed at the scripted server."""
+    return ChatModel(model, base_url=llm.url + "/v1", api_key="test-key", stream=stream)

@@ -1,0 +1,133 @@
+"""The kernel client over a real broker: structured results, callbacks, reconnects, timeouts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from llm_agent.collector import Callbacks
+from llm_agent.kernel import KernelSession
+from llm_agent.results import Result
+
+RICH_CODE = """
+from IPython.display import display, HTML, Markdown, JSON, Latex, SVG, Image
+import base64
+display(HTML('<b>bold</b>'), Markdown('*md*'), Latex(r'$x^2$'))
+display({'application/json': {'a': 1}, 'application/x-custom': 'kept'}, raw=True)
+display(SVG('<svg xmlns="http://www.w3.org/2000/svg" width="1" height="1"/>'))
+print('out')
+import sys; print('err', file=sys.stderr)
+40 + 2
+"""
+
+
+async def test_every_mime_type_becomes_a_named_field(kernel_session: KernelSession) -> None:
+    result = await kernel_session.execute(RICH_CODE)
+    display = result.results
+    assert display[0].html == "<b>bold</b>" and display[1].markdown == "*md*"
+    assert display[2].latex == "$x^2$"
+    assert display[3].json == {"a": 1} and display[3].extra == {"application/x-custom": "kept"}
+    assert display[4].svg.startswith("<svg")
+    assert result.text == "42" and result.results[-1].is_main_result
+    assert result.stdout == "out\n" and result.stderr == "err\n"
+    assert result.execution_count == 1 and result.ok
+
+
+async def test_matplotlib_figure_arrives_as_png(kernel_session: KernelSession) -> None:
+    code = "import matplotlib.pyplot as plt\nplt.plot([1, 2, 3])\nplt.show()"
+    result = await kernel_session.execute(code)
+    assert [r.formats() for r in result.results] == [["text/plain", "image/png"]]
+    assert result.results[0].png.startswith("iVBOR")  # base64 of the PNG signature
+
+
+async def test_error_is_structured_without_colour_codes(kernel_session: KernelSession) -> None:
+    result = await kernel_session.execute("def f():\n    raise ValueError('bad value')\nf()")
+    assert result.error.name == "ValueError" and result.error.value == "bad value"
+    assert "\x1b[" not in result.error.traceback and "raise ValueError" in result.error.traceback
+    assert result.outputs[-1]["output_type"] == "error" and not result.ok
+
+
+async def test_callbacks_fire_per_event_as_output_streams(kernel_session: KernelSession) -> None:
+    seen: list[tuple[str, object]] = []
+
+    async def on_result(result: Result) -> None:
+        seen.append(("result", result.text))
+
+    callbacks = Callbacks(
+        on_stdout=lambda t: seen.append(("stdout", t)),
+        on_stderr=lambda t: seen.append(("stderr", t)),
+        on_result=on_result,
+        on_error=lambda e: seen.append(("error", e.name)),
+    )
+    code = "import sys\nprint('a', flush=True)\nprint('b', file=sys.stderr, flush=True)\n7\n"
+    await kernel_session.execute(code, callbacks=callbacks)
+    await kernel_session.execute("1/0", callbacks=callbacks)
+    assert seen == [
+        ("stdout", "a\n"),
+        ("stderr", "b\n"),
+        ("result", "7"),
+        ("error", "ZeroDivisionError"),
+    ]
+
+
+async def test_state_persists_between_executions(kernel_session: KernelSession) -> None:
+    await kernel_session.execute("x = 21")
+    assert (await kernel_session.execute("x * 2")).text == "42"
+
+
+async def test_dropped_websocket_reconnects_without_losing_output(
+    kernel_session: KernelSession, workdir: Path
+) -> None:
+    # The kernel prints, then waits for a file the test creates only after it has
+    # dropped the websocket: "after" is produced while nobody is connected.
+    code = (
+        "import os, time\nprint('before', flush=True)\n"
+        "while not os.path.exists('go'):\n    time.sleep(0.01)\nprint('after')"
+    )
+
+    async def drop_then_release(text: str) -> None:
+        if text.startswith("before"):
+            await kernel_session.connection.ws.close()  # returns once the broker saw the close
+            (workdir / "go").touch()
+
+    result = await kernel_session.execute(code, callbacks=Callbacks(on_stdout=drop_then_release))
+    assert result.stdout == "before\nafter\n" and result.ok
+    assert kernel_session.reconnects == 1
+
+
+async def test_attach_resumes_an_existing_kernel(kernel_session: KernelSession, broker) -> None:
+    await kernel_session.execute("shared = 'yes'")
+    other = await KernelSession.attach(broker.url, broker.token, kernel_session.kernel_id)
+    try:
+        assert (await other.execute("shared")).text == "'yes'"
+    finally:
+        await other.close()
+    assert (await kernel_session.execute("1")).ok  # attaching never shuts the kernel down
+
+
+async def test_timeout_interrupts_and_keeps_the_kernel(kernel_session: KernelSession) -> None:
+    await kernel_session.execute("kept = 1")
+    result = await kernel_session.execute("import time\ntime.sleep(60)", timeout=1)
+    assert result.timed_out and result.interrupted and not result.kernel_restarted
+    assert result.error.name == "KeyboardInterrupt"
+    assert "interrupted" in result.notice() and "still there" in result.notice()
+    assert (await kernel_session.execute("kept")).text == "1"
+
+
+async def test_timeout_restarts_a_kernel_that_ignores_interrupts(
+    kernel_session: KernelSession,
+) -> None:
+    await kernel_session.execute("lost = 1")
+    code = "import signal, time\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\ntime.sleep(60)"
+    result = await kernel_session.execute(code, timeout=1)
+    assert result.timed_out and result.kernel_restarted and result.restart_reason == "timeout"
+    assert "variables" in result.notice() and "gone" in result.notice()
+    after = await kernel_session.execute("'lost' in globals()")
+    assert after.text == "False" and after.ok  # no stale `restarting` status leaks into it
+
+
+async def test_crash_is_reported_as_a_restart(kernel_session: KernelSession) -> None:
+    await kernel_session.execute("lost = 1")
+    result = await kernel_session.execute("import os\nos._exit(1)")
+    assert result.kernel_restarted and result.restart_reason == "crash" and not result.ok
+    assert "crashed" in result.notice()
+    assert (await kernel_session.execute("'lost' in globals()")).text == "False"
