@@ -75,6 +75,7 @@ class MetricsHandler(BaseHandler):
 class NotFoundHandler(BaseHandler):
     public = True
 
-    def prepare(self) -> None:
-        super().prepare()
+    def get(self, *args: str, **kwargs: str) -> None:
         raise BrokerError(404, f"No endpoint {self.request.path}; see GET /api/spec.yaml.")
+
+    post = put = patch = delete = get

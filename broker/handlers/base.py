@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from tornado import web
@@ -40,6 +42,16 @@ class AuthMixin:
         return user
 
 
+def _authenticated(method: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(method)
+    def wrapper(self: BaseHandler, *args: Any, **kwargs: Any) -> Any:
+        if not self.public:
+            self.user = self.authenticate()
+        return method(self, *args, **kwargs)
+
+    return wrapper
+
+
 def log_error(request: Any, exc: BaseException | None, exc_info: Any = None) -> None:
     """One log line per failed request: client errors as warnings, the rest with a traceback."""
     if isinstance(exc, web.HTTPError):
@@ -70,6 +82,18 @@ class BaseHandler(AuthMixin, web.RequestHandler):
 
     public = False  # health probes answer without a token
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Authenticate before every HTTP method a handler defines.
+
+        Not in prepare(): with a streamed body, a response sent before the body is read
+        makes Tornado drop the keep-alive connection, and clients then see resets.
+        """
+        super().__init_subclass__(**kwargs)
+        for name in ("get", "post", "put", "patch", "delete"):
+            method = cls.__dict__.get(name)
+            if method is not None:
+                setattr(cls, name, _authenticated(method))
+
     def initialize(self) -> None:
         self.user: User
         self._chunks: list[bytes] = []
@@ -85,8 +109,6 @@ class BaseHandler(AuthMixin, web.RequestHandler):
         length = self.request.headers.get("Content-Length")
         if length and length.isdigit() and int(length) > limit:
             raise BrokerError(413, f"Request body over the limit of {limit} bytes.")
-        if not self.public:
-            self.user = self.authenticate()
 
     def data_received(self, chunk: bytes) -> None:
         self._received += len(chunk)
