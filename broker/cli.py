@@ -8,6 +8,7 @@ USAGE = """usage: kernel-broker COMMAND [ARGS]
 
 commands:
   serve   start the broker (kernel-broker serve --help-all lists every option)
+  run     execute a notebook on a broker kernel (kernel-broker run --help)
 """
 
 
@@ -18,6 +19,10 @@ def main(argv: list[str] | None = None) -> None:
         from .app import main as serve
 
         serve(rest)
+    elif command == "run":
+        from .client.run import main as run
+
+        run(rest)
     else:
         print(USAGE, file=sys.stderr)
         sys.exit(0 if command in ("-h", "--help") else 2)
