@@ -1,0 +1,184 @@
+"""`llm-agent ask QUESTION` and `llm-agent serve`: the command line."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import sys
+from datetime import datetime
+from pathlib import Path
+
+from tornado import netutil
+from tornado.httpserver import HTTPServer
+
+from .agent import Agent, AgentConfig
+from .events import Event, TextDelta, ToolFinished, ToolOutputEvent, ToolStarted
+from .kernel import KernelSession
+from .llm import ChatModel
+from .server import ChatSessions, make_app, run_reaper
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    env = os.environ.get
+    broker = parser.add_argument_group("broker")
+    broker.add_argument(
+        "--broker",
+        default=env("BROKER_URL", "http://127.0.0.1:8888"),
+        help="broker base URL (env BROKER_URL)",
+    )
+    broker.add_argument(
+        "--token", default=env("BROKER_TOKEN"), help="broker token (env BROKER_TOKEN)"
+    )
+    broker.add_argument("--kernel-name", help="kernelspec to start (the broker's default if unset)")
+    model = parser.add_argument_group("model")
+    model.add_argument(
+        "--base-url",
+        default=env("OPENAI_BASE_URL"),
+        help="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1 (env OPENAI_BASE_URL)",
+    )
+    model.add_argument(
+        "--model",
+        default=env("LLM_AGENT_MODEL"),
+        required=not env("LLM_AGENT_MODEL"),
+        help="model name (env LLM_AGENT_MODEL)",
+    )
+    model.add_argument(
+        "--api-key", default=env("OPENAI_API_KEY"), help="API key (env OPENAI_API_KEY)"
+    )
+    model.add_argument(
+        "--images",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="send images to the model (only for models that accept image input)",
+    )
+    model.add_argument(
+        "--stream",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="stream completions (default on)",
+    )
+    model.add_argument("--max-retries", type=int, default=4, help="retries of transient errors")
+    limits = parser.add_argument_group("limits")
+    limits.add_argument("--timeout", type=float, default=120.0, help="seconds per code run")
+    limits.add_argument("--max-output-chars", type=int, default=8000, help="tool output kept")
+    limits.add_argument("--max-rounds", type=int, default=20, help="tool rounds per question")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="llm-agent", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    ask = commands.add_parser("ask", help="answer one question, running code on a broker kernel")
+    ask.add_argument("question")
+    ask.add_argument(
+        "--file",
+        action="append",
+        type=Path,
+        default=[],
+        help="upload a file to the kernel's working directory (repeatable)",
+    )
+    ask.add_argument(
+        "--notebook", type=Path, help="transcript path (default: llm-agent-TIME.ipynb)"
+    )
+    _common(ask)
+    serve = commands.add_parser("serve", help="HTTP chat endpoint streaming server-sent events")
+    serve.add_argument("--ip", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8890, help="0 picks a free port")
+    serve.add_argument(
+        "--idle-timeout",
+        type=float,
+        default=1800.0,
+        help="seconds before an idle session and its kernel are closed",
+    )
+    serve.add_argument(
+        "--auth-token",
+        default=os.environ.get("LLM_AGENT_TOKEN"),
+        help="require 'Authorization: Bearer TOKEN' (env LLM_AGENT_TOKEN)",
+    )
+    _common(serve)
+    return parser
+
+
+def _model(args: argparse.Namespace) -> ChatModel:
+    return ChatModel(
+        args.model,
+        base_url=args.base_url,
+        api_key=args.api_key,
+        stream=args.stream,
+        max_retries=args.max_retries,
+    )
+
+
+def _config(args: argparse.Namespace) -> AgentConfig:
+    return AgentConfig(
+        accepts_images=args.images,
+        exec_timeout=args.timeout,
+        max_output_chars=args.max_output_chars,
+        max_tool_rounds=args.max_rounds,
+    )
+
+
+async def _start_agent(args: argparse.Namespace) -> Agent:
+    kernel = await KernelSession.start(args.broker, args.token, kernel_name=args.kernel_name)
+    return Agent(_model(args), kernel, _config(args))
+
+
+def _show(event: Event) -> None:
+    """Assistant text on stdout; tool runs on stderr as they happen."""
+    if isinstance(event, TextDelta):
+        print(event.text, end="", flush=True)
+    elif isinstance(event, ToolStarted):
+        print(f"\n--- running python ({event.call_id}) ---\n{event.code}\n---", file=sys.stderr)
+    elif isinstance(event, ToolOutputEvent):
+        print(
+            event.text if event.stream != "result" else f"[{', '.join(event.mime_types)}]",
+            file=sys.stderr,
+            flush=True,
+        )
+    elif isinstance(event, ToolFinished) and not event.ok:
+        print(f"--- tool call {event.call_id} did not succeed ---", file=sys.stderr)
+
+
+async def ask(args: argparse.Namespace) -> int:
+    agent = await _start_agent(args)
+    try:
+        for path in args.file:
+            await agent.upload(path)
+        await agent.ask(args.question, _show)
+        print()
+    finally:
+        notebook = args.notebook or Path(f"llm-agent-{datetime.now():%Y%m%d-%H%M%S}.ipynb")
+        agent.transcript.save(notebook)
+        print(f"notebook saved to {notebook}", file=sys.stderr)
+        await agent.close()
+        await agent.model.close()
+    return 0
+
+
+async def serve(args: argparse.Namespace) -> int:
+    sessions = ChatSessions(lambda: _start_agent(args), args.idle_timeout)
+    sockets = netutil.bind_sockets(args.port, args.ip)
+    server = HTTPServer(make_app(sessions, args.auth_token))
+    server.add_sockets(sockets)
+    port = sockets[0].getsockname()[1]
+    print(f"llm-agent listening on http://{args.ip}:{port}/", flush=True)
+    reaper = asyncio.ensure_future(run_reaper(sessions, min(60.0, args.idle_timeout / 4)))
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    reaper.cancel()
+    server.stop()
+    await sessions.close_all()  # shut every session's kernel down before leaving
+    return 0
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s"
+    )
+    sys.exit(asyncio.run(ask(args) if args.command == "ask" else serve(args)))

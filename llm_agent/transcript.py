@@ -1,0 +1,67 @@
+"""A conversation as a Jupyter notebook: markdown for the turns, code cells with real outputs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nbformat
+from nbformat import NotebookNode
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, output_from_msg
+
+from .results import Execution
+
+
+class Transcript:
+    """Builds the notebook as the conversation goes; ``save`` writes a valid .ipynb."""
+
+    def __init__(self, kernel_name: str = "python3", title: str | None = None) -> None:
+        self.notebook = new_notebook(
+            metadata={
+                "kernelspec": {
+                    "name": kernel_name,
+                    "display_name": kernel_name,
+                    "language": "python",
+                },
+                "language_info": {"name": "python"},
+            }
+        )
+        if title:
+            self.add_markdown(f"# {title}")
+
+    def add_markdown(self, text: str) -> None:
+        self.notebook.cells.append(new_markdown_cell(text))
+
+    def add_user(self, text: str) -> None:
+        self.add_markdown(f"**User:** {text}")
+
+    def add_assistant(self, text: str) -> None:
+        if text.strip():
+            self.add_markdown(f"**Assistant:** {text}")
+
+    def add_file(self, remote_path: str, size: int) -> None:
+        self.add_markdown(
+            f"*Uploaded `{remote_path}` ({size} bytes) to the kernel's working directory; "
+            "place it beside this notebook to re-run it.*"
+        )
+
+    def add_code(self, code: str, execution: Execution) -> None:
+        cell = new_code_cell(code, execution_count=execution.execution_count)
+        cell.outputs = [_output(o) for o in execution.outputs]
+        self.notebook.cells.append(cell)
+        notice = execution.notice()
+        if notice:
+            self.add_markdown(f"*{notice}*")
+
+    def save(self, path: Path) -> Path:
+        """Validate and write the notebook (nbformat 4)."""
+        nbformat.validate(self.notebook)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        nbformat.write(self.notebook, str(path))
+        return path
+
+
+def _output(output: dict) -> NotebookNode:
+    # output_from_msg builds proper nbformat output objects from kernel message content
+    kind = output["output_type"]
+    content = {k: v for k, v in output.items() if k != "output_type"}
+    return output_from_msg({"header": {"msg_type": kind}, "content": content})
