@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import uuid
@@ -102,7 +103,14 @@ class RemoteKernelClient:
         self._writer = asyncio.create_task(self._write(self._conn))
 
     async def stop_channels(self) -> None:
-        """Close the websocket; the broker buffers this session's messages for a reconnect."""
+        """Send what is queued, then close the websocket.
+
+        The broker buffers this session's messages until a client reconnects with the
+        same ``session_id``.
+        """
+        if self._writer is not None and not self._writer.done():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._outbox.join(), 10)
         for task in (self._writer, self._reader):
             if task is not None:
                 task.cancel()
@@ -154,6 +162,8 @@ class RemoteKernelClient:
                 log.warning(
                     "kernel %s: %s not sent, connection closed", self.kernel_id, msg.msg_type
                 )
+            finally:
+                self._outbox.task_done()
 
     # --- sending -----------------------------------------------------------------
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import copy
 from typing import Any
 
@@ -71,8 +72,6 @@ async def test_widget_buffers_arrive_intact(clients_broker: RunningBroker) -> No
     assert widget["state"]["label"] == "y"
     (buffer,) = widget["buffers"]
     assert buffer["path"] == ["value"]
-    import base64
-
     assert base64.b64decode(buffer["data"]) == b"\x00\xff" * 4096
 
 
