@@ -53,6 +53,14 @@ def _url(info: dict[str, Any], channel: str) -> str:
     return f"tcp://{info['ip']}:{port}"
 
 
+def _signer(info: dict[str, Any]) -> Signer:
+    key = info.get("key", b"")
+    return Signer(
+        key.encode() if isinstance(key, str) else key,
+        info.get("signature_scheme", "hmac-sha256"),
+    )
+
+
 class Bridge:
     """The ZMQ side of one kernel, shared by all of its clients."""
 
@@ -69,11 +77,7 @@ class Bridge:
     ) -> None:
         self.kernel_id = kernel_id
         self.info = connection_info
-        key = connection_info.get("key", b"")
-        self.signer = Signer(
-            key.encode() if isinstance(key, str) else key,
-            connection_info.get("signature_scheme", "hmac-sha256"),
-        )
+        self.signer = _signer(connection_info)
         self.session = uuid.uuid4().hex
         self.metrics = metrics
         self.replay_bytes = replay_bytes
@@ -127,18 +131,33 @@ class Bridge:
             except Exception:  # one bad message must not stop the kernel's traffic
                 log.exception("kernel %s: error handling a %s message", self.kernel_id, channel)
 
-    async def close(self, code: int = 1001, reason: str = "kernel shut down") -> None:
-        """Close every connection and socket."""
-        for conn in list(self.connections):
-            conn.close(code, reason)
-        self.connections.clear()
+    def _close_sockets(self) -> None:
         for task in self._pumps:
             task.cancel()
+        self._pumps.clear()
         if self._handshake:
             self._handshake.cancel()
         for sock in self._sockets.values():
             sock.close(linger=0)
         self._sockets.clear()
+
+    def reconnect(self, connection_info: dict[str, Any]) -> None:
+        """Point the sockets at new connection info (a restarted pod has a new IP).
+
+        Clients stay attached; the handshake must run again before the next connection.
+        """
+        self._close_sockets()
+        self.info = connection_info
+        self.signer = _signer(connection_info)
+        self.reset()
+        self.open()
+
+    async def close(self, code: int = 1001, reason: str = "kernel shut down") -> None:
+        """Close every connection and socket."""
+        for conn in list(self.connections):
+            conn.close(code, reason)
+        self.connections.clear()
+        self._close_sockets()
         self._buffers.clear()
 
     # --- readiness -------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import sys
 import tempfile
 import time
 import uuid
@@ -306,6 +307,9 @@ class KernelRegistry(LoggingConfigurable):
         kernel.bridge.emit_status("restarting")
         kernel.bridge.reset()
         await kernel.manager.restart_kernel(now=now)
+        info = kernel.manager.get_connection_info(session=False)
+        if info != kernel.bridge.info:
+            kernel.bridge.reconnect(info)
         await kernel.bridge.ready(self.launch_timeout)
         kernel.dead = False
         kernel.reason = ""
@@ -329,6 +333,10 @@ class KernelRegistry(LoggingConfigurable):
             return_exceptions=True,
         )
         shutil.rmtree(self._runtime_dir, ignore_errors=True)
+        # Pod provisioners share one API client and watch per cluster; close them if used.
+        cluster = sys.modules.get("broker.provisioners.cluster")
+        if cluster is not None:
+            await cluster.close_clusters()
 
     # --- background ------------------------------------------------------------
 

@@ -85,7 +85,7 @@ class ChannelsConnection:
         return unpack_v1(data) if self.v1 else unpack_legacy(data)
 
     async def execute(self, code: str, timeout: float = 60.0) -> tuple[Message, list[Message]]:
-        """Run code; return its execute_reply and the iopub messages it caused."""
+        """Run code; return its execute_reply and its outputs (iopub, less status and input)."""
         request = await self.request(
             "shell", "execute_request", {"code": code, "silent": False, "allow_stdin": False}
         )
@@ -101,7 +101,7 @@ class ChannelsConnection:
                     reply = msg
                 elif msg.msg_type == "status":
                     idle = msg.content_dict().get("execution_state") == "idle"
-                else:
+                elif msg.msg_type != "execute_input":
                     outputs.append(msg)
         return reply, outputs
 
