@@ -48,6 +48,7 @@ class KernelSession:
         self.interrupt_grace = interrupt_grace
         self.reconnect_attempts = reconnect_attempts
         self.reconnects = 0
+        self._restarted = False  # the kernel restarted since the websocket was opened
         self._conn: ChannelsConnection | None = None
         self._lock = asyncio.Lock()
 
@@ -84,7 +85,8 @@ class KernelSession:
     async def connect(self) -> None:
         """Open (or reopen) the websocket with this session's id."""
         if self._conn is not None:
-            await self._conn.close()
+            await _close_draining(self._conn)
+        self._restarted = False
         try:
             self._conn = await ChannelsConnection.connect(
                 self.rest.base_url, self.kernel_id, self.rest.token, session_id=self.session_id
@@ -109,7 +111,8 @@ class KernelSession:
     ) -> Execution:
         """Run ``code``; the result also reports a timeout, interrupt, restart or death."""
         async with self._lock:
-            if self._conn is None:
+            if self._conn is None or self._restarted:
+                # the broker accepts the websocket only once the kernel answers again
                 await self.connect()
             request = await self._send(
                 "execute_request",
@@ -123,7 +126,9 @@ class KernelSession:
                 await self._stop_runaway(collector)
             except KernelGone:
                 collector.execution.kernel_died = True
-            return collector.execution
+            ex = collector.execution
+            self._restarted = ex.kernel_restarted or ex.kernel_died
+            return ex
 
     async def _send(self, msg_type: str, content: dict[str, Any]) -> Message:
         try:
@@ -190,7 +195,7 @@ class KernelSession:
     async def close(self) -> None:
         """Close the websocket, and shut the kernel down when this session started it."""
         if self._conn is not None:
-            await self._conn.close()
+            await _close_draining(self._conn)
             self._conn = None
         if self.owns_kernel:
             try:
@@ -204,3 +209,19 @@ class KernelSession:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
+
+
+async def _close_draining(conn: ChannelsConnection) -> None:
+    """Close a websocket whose unread messages are no longer wanted.
+
+    The websockets library stops reading once its queue is full (flow control), so it
+    would not see the broker's close frame and would wait out its close timeout; reading
+    the leftovers while closing lets the close handshake finish at once.
+    """
+    closing = asyncio.ensure_future(conn.close())
+    try:
+        while True:
+            await conn.recv()
+    except ConnectionClosed:
+        pass
+    await closing

@@ -56,6 +56,15 @@ def tool_messages(body: dict[str, Any]) -> list[str]:
     return out
 
 
+def expect_tool_messages(*expected: str) -> Callable[[dict[str, Any]], None]:
+    """A check that the model received exactly these tool messages since its last turn."""
+
+    def check(body: dict[str, Any]) -> None:
+        assert tool_messages(body) == list(expected)
+
+    return check
+
+
 def image_parts(body: dict[str, Any]) -> list[str]:
     """Data URLs of every image the request carries."""
     urls = []

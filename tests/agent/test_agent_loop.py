@@ -11,7 +11,15 @@ from llm_agent.events import Answer, Event, TextDelta, ToolFinished, ToolOutputE
 from llm_agent.kernel import KernelSession
 
 from .conftest import chat_model
-from .scripted_llm import TEXT_MODEL, ScriptedLLM, Turn, image_parts, python, tool_messages
+from .scripted_llm import (
+    TEXT_MODEL,
+    ScriptedLLM,
+    Turn,
+    expect_tool_messages,
+    image_parts,
+    python,
+    tool_messages,
+)
 
 CSV = "city,value\nOslo,1\nLima,2\nPune,3\n"
 PLOT = (
@@ -33,9 +41,6 @@ def expect_csv_analysis(llm: ScriptedLLM) -> None:
         assert "data.csv (32 bytes)" in body["messages"][-1]["content"]
         assert body["tools"][0]["function"]["name"] == "python"
 
-    def saw_numbers(body: dict) -> None:
-        assert tool_messages(body) == ["(3, 2)", "2.0"]
-
     def saw_plot(body: dict) -> None:
         assert tool_messages(body) == ["[image/png image 1 attached below]"]
         assert body["messages"][-1]["role"] == "user"
@@ -50,7 +55,7 @@ def expect_csv_analysis(llm: ScriptedLLM) -> None:
                 python("print(df['value'].mean())"),
             ],
         ),
-        Turn(check=saw_numbers, tool_calls=[python(PLOT)]),
+        Turn(check=expect_tool_messages("(3, 2)", "2.0"), tool_calls=[python(PLOT)]),
         Turn(content="The mean value is 2.0; Pune is highest.", check=saw_plot),
     )
 
@@ -111,13 +116,10 @@ async def test_kernel_crash_is_told_to_the_model_and_the_kernel_comes_back(
         assert "kernel crashed" in message and "restarted" in message
         assert "variables" in message and "gone" in message
 
-    def fresh_kernel(body: dict) -> None:
-        assert tool_messages(body) == ["False"]
-
     llm.add(
         Turn(tool_calls=[python("x = 1"), python("import os\nos._exit(1)")]),
         Turn(check=told_state_is_gone, tool_calls=[python("print('x' in globals())")]),
-        Turn(content="The kernel crashed; x is gone.", check=fresh_kernel),
+        Turn(content="The kernel crashed; x is gone.", check=expect_tool_messages("False")),
     )
     events: list[Event] = []
     agent = Agent(chat_model(llm), kernel_session)

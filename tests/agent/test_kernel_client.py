@@ -8,6 +8,8 @@ from llm_agent.collector import Callbacks
 from llm_agent.kernel import KernelSession
 from llm_agent.results import Result
 
+from ..broker_process import start_broker
+
 RICH_CODE = """
 from IPython.display import display, HTML, Markdown, JSON, Latex, SVG, Image
 import base64
@@ -131,3 +133,21 @@ async def test_crash_is_reported_as_a_restart(kernel_session: KernelSession) -> 
     assert result.kernel_restarted and result.restart_reason == "crash" and not result.ok
     assert "crashed" in result.notice()
     assert (await kernel_session.execute("'lost' in globals()")).text == "False"
+
+
+async def test_kernel_that_dies_for_good_is_reported_dead_and_can_be_restarted(
+    tmp_path: Path, broker_env: dict[str, str]
+) -> None:
+    broker = start_broker(tmp_path, "--KernelRegistry.autorestart=False", env=broker_env)
+    try:
+        session = await KernelSession.start(broker.url, broker.token)
+        try:
+            result = await session.execute("import os\nos._exit(1)")
+            assert result.kernel_died and not result.kernel_restarted
+            assert "died" in result.notice() and "gone" in result.notice()
+            await session.restart()
+            assert (await session.execute("1 + 1")).text == "2"
+        finally:
+            await session.close()
+    finally:
+        broker.stop()

@@ -12,8 +12,8 @@ from llm_agent.results import Execution, ExecutionError, Logs, Result
 from llm_agent.tool_output import render, truncate
 
 
-def noise_png(width: int, height: int) -> str:
-    img = Image.effect_noise((width, height), 80).convert("RGB")
+def make_png(width: int, height: int) -> str:
+    img = Image.effect_mandelbrot((width, height), (-2, -1.5, 1, 1.5), 64).convert("RGB")
     out = io.BytesIO()
     img.save(out, "PNG")
     return base64.b64encode(out.getvalue()).decode()
@@ -31,21 +31,21 @@ def test_truncation_keeps_head_and_tail_and_states_the_size() -> None:
 
 
 def test_large_image_is_downscaled_under_the_cap() -> None:
-    mime, b64 = fit_image(noise_png(3000, 2000), "image/png", 60_000)
+    mime, b64 = fit_image(make_png(2400, 1600), "image/png", 30_000)
     raw = base64.b64decode(b64)
     with Image.open(io.BytesIO(raw)) as img:
-        assert mime == "image/jpeg" and len(raw) <= 60_000 and max(img.size) <= 1024
+        assert mime == "image/jpeg" and len(raw) <= 30_000 and max(img.size) <= 1024
 
 
 def test_small_image_passes_through() -> None:
-    b64 = noise_png(20, 10)
+    b64 = make_png(20, 10)
     assert fit_image(b64, "image/png", 60_000) == ("image/png", b64)
 
 
 def test_render_orders_output_and_states_the_kernel_fate() -> None:
     execution = Execution(
         results=[
-            Result(text="<Figure>", png=noise_png(8, 8)),
+            Result(text="<Figure>", png=make_png(8, 8)),
             Result(text="3", is_main_result=True),
         ],
         logs=Logs(stdout=["a\n"], stderr=["warn\n"]),

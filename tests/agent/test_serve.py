@@ -1,0 +1,129 @@
+"""`llm-agent serve`: the chat endpoint's server-sent events, sessions and idle cleanup."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import pytest
+from tornado import httpserver, netutil
+from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
+
+from llm_agent.agent import Agent
+from llm_agent.kernel import KernelSession
+from llm_agent.server import ChatSessions, make_app
+
+from ..broker_process import RunningBroker
+from .conftest import chat_model
+from .scripted_llm import ScriptedLLM, Turn, expect_tool_messages, python
+
+TOKEN = "chat-token"
+
+
+@dataclass
+class ChatServer:
+    url: str
+    sessions: ChatSessions
+
+
+@pytest.fixture
+async def chat(broker: RunningBroker, llm: ScriptedLLM) -> AsyncIterator[ChatServer]:
+    async def new_agent() -> Agent:
+        return Agent(chat_model(llm), await KernelSession.start(broker.url, broker.token))
+
+    sessions = ChatSessions(new_agent, idle_timeout=600)
+    sockets = netutil.bind_sockets(0, "127.0.0.1")
+    server = httpserver.HTTPServer(make_app(sessions, TOKEN))
+    server.add_sockets(sockets)
+    yield ChatServer(f"http://127.0.0.1:{sockets[0].getsockname()[1]}", sessions)
+    server.stop()
+    await sessions.close_all()
+
+
+async def post_chat(url: str, body: dict, token: str = TOKEN) -> list[tuple[str, dict]]:
+    """POST /api/chat and parse the event stream as it arrives."""
+    events: list[tuple[str, dict]] = []
+    pending = b""
+
+    def on_chunk(chunk: bytes) -> None:
+        nonlocal pending
+        pending += chunk
+        while b"\n\n" in pending:
+            block, pending = pending.split(b"\n\n", 1)
+            lines = dict(line.split(": ", 1) for line in block.decode().splitlines())
+            events.append((lines["event"], json.loads(lines["data"])))
+
+    request = HTTPRequest(
+        url + "/api/chat",
+        method="POST",
+        body=json.dumps(body),
+        headers={"Authorization": f"Bearer {token}"},
+        streaming_callback=on_chunk,
+        request_timeout=120,
+    )
+    await AsyncHTTPClient().fetch(request)
+    return events
+
+
+async def test_chat_streams_text_tool_calls_outputs_and_answer(
+    chat: ChatServer, llm: ScriptedLLM
+) -> None:
+    llm.add(
+        Turn(content="Computing.", tool_calls=[python("x = 6 * 7\nprint(x)")]),
+        Turn(content="It is 42.", check=expect_tool_messages("42")),
+    )
+    events = await post_chat(chat.url, {"message": "What is 6*7?"})
+    names = [name for name, _ in events]
+    assert names[0] == "session" and names[-1] == "done"
+    assert [n for n in names if n != "text"][1:-1] == [
+        "tool_call",
+        "tool_output",
+        "tool_result",
+        "answer",
+    ]
+    data = dict(events)
+    assert data["tool_call"]["code"] == "x = 6 * 7\nprint(x)"
+    assert data["tool_output"] == {
+        "call_id": "call_0",
+        "stream": "stdout",
+        "text": "42\n",
+        "mime_types": [],
+    }
+    assert data["answer"]["text"] == "It is 42."
+    assert "".join(d["text"] for n, d in events if n == "text") == "Computing.It is 42."
+
+
+async def test_a_session_keeps_its_kernel_between_messages(
+    chat: ChatServer, llm: ScriptedLLM
+) -> None:
+    llm.add(
+        Turn(tool_calls=[python("x = 5")]),
+        Turn(content="Stored."),
+        Turn(tool_calls=[python("x + 1")]),
+        Turn(content="Six.", check=expect_tool_messages("Out[2]: 6")),
+    )
+    first = await post_chat(chat.url, {"message": "Store 5"})
+    session_id = first[0][1]["session_id"]
+    second = await post_chat(chat.url, {"message": "Add one", "session_id": session_id})
+    assert second[0][1]["session_id"] == session_id and ("answer", {"text": "Six."}) in second
+    assert len(chat.sessions.sessions) == 1
+
+
+async def test_idle_sessions_are_closed_with_their_kernel(
+    chat: ChatServer, llm: ScriptedLLM, broker: RunningBroker
+) -> None:
+    llm.add(Turn(content="Hi."))
+    events = await post_chat(chat.url, {"message": "Hello", "session_id": "idle-one"})
+    assert events[-1][0] == "done"
+    kernel_id = chat.sessions.sessions["idle-one"].agent.kernel.kernel_id
+    assert await chat.sessions.reap_idle(now=0) == []  # not idle yet
+    session = chat.sessions.sessions["idle-one"]
+    assert await chat.sessions.reap_idle(now=session.last_used + 601) == ["idle-one"]
+    assert broker.request("GET", f"/api/kernels/{kernel_id}").status_code == 404
+
+
+async def test_wrong_token_is_rejected(chat: ChatServer) -> None:
+    with pytest.raises(HTTPClientError) as e:
+        await post_chat(chat.url, {"message": "Hello"}, token="wrong")
+    assert e.value.code == 401
