@@ -61,6 +61,13 @@ def log_error(request: Any, exc: BaseException | None, exc_info: Any = None) -> 
         log.error("500 %s %s", request.method, request.path, exc_info=exc_info)
 
 
+def allowed_methods(handler_class: type) -> str:
+    """The ``Allow`` header of a 405: the HTTP methods the handler class implements."""
+    names = ("get", "post", "put", "patch", "delete")
+    own = [n for n in names if getattr(handler_class, n) is not getattr(web.RequestHandler, n)]
+    return ", ".join(n.upper() for n in own)
+
+
 def error_body(status: int, exc: BaseException | None) -> dict[str, str]:
     """The JSON error document for a status and the exception behind it."""
     if isinstance(exc, BrokerError):
@@ -142,6 +149,8 @@ class BaseHandler(AuthMixin, web.RequestHandler):
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         exc = kwargs.get("exc_info", (None, None, None))[1]
         self.broker.metrics.http_errors[status_code] += 1
+        if status_code == 405:  # RFC 9110 requires the list of methods that would work
+            self.set_header("Allow", allowed_methods(type(self)))
         self.set_header("Content-Type", "application/json")
         self.finish(json.dumps(error_body(status_code, exc)))
 
