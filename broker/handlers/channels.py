@@ -40,6 +40,7 @@ class ChannelsHandler(AuthMixin, websocket.WebSocketHandler):
         try:
             user = self.authenticate()
             kernel = self.broker.registry.get(kernel_id, user)
+            self._check_upgrade()
             if kernel.dead:
                 raise BrokerError(409, f"Kernel {kernel_id} is dead; restart or shut it down.")
             await kernel.bridge.ready(self.broker.registry.launch_timeout)
@@ -52,6 +53,19 @@ class ChannelsHandler(AuthMixin, websocket.WebSocketHandler):
         self.kernel = kernel
         self.session_id = self.get_argument("session_id", "") or uuid.uuid4().hex
         await super().get(kernel_id, *args, **kwargs)
+
+    def _check_upgrade(self) -> None:
+        """Refuse what Tornado would refuse, but as JSON errors like every other endpoint."""
+        headers = self.request.headers
+        if headers.get("Upgrade", "").lower() != "websocket":
+            raise BrokerError(400, "This endpoint is a websocket: send 'Upgrade: websocket'.")
+        if "upgrade" not in (p.strip().lower() for p in headers.get("Connection", "").split(",")):
+            raise BrokerError(400, "A websocket upgrade needs 'Connection: Upgrade'.")
+        origin = headers.get("Origin") or headers.get("Sec-Websocket-Origin")
+        if origin is not None and not self.check_origin(origin):
+            raise BrokerError(
+                403, f"Websockets from origin {origin!r} are not allowed (--Broker.allow_origin)."
+            )
 
     def check_origin(self, origin: str) -> bool:
         allowed = self.broker.allow_origin

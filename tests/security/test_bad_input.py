@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import requests
+
 from ..broker_process import RunningBroker
 
 
@@ -10,3 +12,26 @@ def test_405_says_which_methods_are_allowed(broker: RunningBroker) -> None:
     assert r.status_code == 405
     assert r.headers["Allow"] == "GET, POST"
     assert set(r.json()) == {"reason", "message"}
+
+
+def test_plain_get_on_the_websocket_endpoint_is_a_json_400(
+    broker: RunningBroker, kernel: str
+) -> None:
+    r = broker.request("GET", f"/api/kernels/{kernel}/channels")
+    assert r.status_code == 400
+    assert r.headers["Content-Type"] == "application/json"
+    assert "websocket" in r.json()["message"]
+
+
+def test_cross_origin_websocket_is_a_json_403(broker: RunningBroker, kernel: str) -> None:
+    headers = {
+        **broker.headers(),
+        "Upgrade": "websocket",
+        "Connection": "Upgrade",
+        "Sec-WebSocket-Version": "13",
+        "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+        "Origin": "https://evil.example",
+    }
+    r = requests.get(f"{broker.url}/api/kernels/{kernel}/channels", headers=headers, timeout=30)
+    assert r.status_code == 403
+    assert "evil.example" in r.json()["message"]
