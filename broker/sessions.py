@@ -40,7 +40,9 @@ def _text(body: dict[str, Any], key: str, default: str = "") -> str:
 
 
 def _kernel_request(body: dict[str, Any]) -> dict[str, Any]:
-    kernel = body.get("kernel") or {}
+    kernel = body.get("kernel")
+    if kernel is None:
+        return {}
     if not isinstance(kernel, dict):
         raise BrokerError(400, "Field 'kernel' must be an object with 'name' or 'id'.")
     for key in ("name", "id"):

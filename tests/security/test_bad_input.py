@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import requests
 
 from ..broker_process import RunningBroker
@@ -35,3 +36,10 @@ def test_cross_origin_websocket_is_a_json_403(broker: RunningBroker, kernel: str
     r = requests.get(f"{broker.url}/api/kernels/{kernel}/channels", headers=headers, timeout=30)
     assert r.status_code == 403
     assert "evil.example" in r.json()["message"]
+
+
+@pytest.mark.parametrize("kernel_field", [False, 0, "", []])
+def test_session_kernel_must_be_an_object(broker: RunningBroker, kernel_field: object) -> None:
+    r = broker.request("POST", "/api/sessions", {"path": "x.ipynb", "kernel": kernel_field})
+    assert r.status_code == 400, r.text
+    assert "kernel" in r.json()["message"]
