@@ -37,6 +37,8 @@ class Execution:
     finished: float | None = None
     events: list[dict[str, Any]] = field(default_factory=list)
     _changed: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
+    # set when the kernel reports busy with this request: an interrupt sent earlier is lost
+    _started: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
 
     def add(self, event: dict[str, Any]) -> None:
         self.events.append(event)
@@ -47,6 +49,7 @@ class Execution:
             return
         self.status = status
         self.finished = time.time()
+        self._started.set()  # nothing left to interrupt
         self.add(
             {
                 "type": "end",
@@ -146,6 +149,11 @@ class Executions:
             ex.finish("cancelled")
         elif ex is self._current and ex.status == "running":
             ex.status = "cancelling"
+            await self._interrupt_when_started(ex)
+
+    async def _interrupt_when_started(self, ex: Execution) -> None:
+        await ex._started.wait()
+        if ex.status not in FINAL:
             await self.interrupt()
 
     def close(self) -> None:
@@ -180,6 +188,8 @@ class Executions:
                     state["lost"] = True
                     done.set()
                 state["idle"] = state["idle"] or execution_state == "idle"
+                if execution_state == "busy":
+                    ex._started.set()
             elif msg.channel == "iopub":
                 event = event_from(msg)
                 if event is not None:
@@ -225,7 +235,7 @@ class Executions:
             return
         except TimeoutError:
             ex.status = "timing out"
-            await self.interrupt()
+            await self._interrupt_when_started(ex)
         try:
             await asyncio.wait_for(done.wait(), _INTERRUPT_GRACE)
         except TimeoutError:

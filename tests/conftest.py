@@ -41,8 +41,11 @@ def spec_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def broker_env(spec_root: Path) -> dict[str, str]:
-    return {"JUPYTER_PATH": str(spec_root)}
+def broker_env(spec_root: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """Extra kernelspecs, and a HOME of its own so that kernels of concurrent test runs do
+    not share IPython's history database (its writes collide and print errors)."""
+    home = tmp_path_factory.mktemp("home")
+    return {"JUPYTER_PATH": str(spec_root), "HOME": str(home)}
 
 
 @pytest.fixture(scope="session")

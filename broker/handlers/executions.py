@@ -6,6 +6,8 @@ import asyncio
 import json
 from urllib.parse import quote
 
+from tornado.iostream import StreamClosedError
+
 from ..errors import BrokerError
 from ..executions import Execution
 from .base import BaseHandler, field
@@ -38,12 +40,19 @@ class ExecuteHandler(BaseHandler):
             return
         self.execution = ex
         self.set_header("Content-Type", "application/x-ndjson")
-        self.write(json.dumps({"type": "start", "execution_id": ex.id}) + "\n")
-        async for event in ex.follow():
-            self.write(json.dumps(event) + "\n")
-            await self.flush()
-        self.execution = None
+        try:
+            await self._send({"type": "start", "execution_id": ex.id})
+            async for event in ex.follow():
+                await self._send(event)
+        except StreamClosedError:
+            return  # the client left; on_connection_close interrupted the execution
+        finally:
+            self.execution = None
         self.finish()
+
+    async def _send(self, event: dict) -> None:
+        self.write(json.dumps(event) + "\n")
+        await self.flush()
 
     def on_connection_close(self) -> None:
         """A client that goes away mid-execution interrupts it."""
