@@ -86,6 +86,11 @@ class Agent:
         self._uploaded.append(f"{remote} ({size} bytes)")
         return remote
 
+    async def download(self, remote_path: str, local: Path) -> Path:
+        """Copy a file the code produced out of the kernel's filesystem."""
+        local.write_bytes(await files.download(self.kernel, remote_path))
+        return local
+
     async def ask(self, question: str, on_event: EventHandler | None = None) -> str:
         """Run the tool loop for one user message; returns the final answer."""
         emit = _emitter(on_event)

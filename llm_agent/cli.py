@@ -80,6 +80,12 @@ def _parser() -> argparse.ArgumentParser:
         help="upload a file to the kernel's working directory (repeatable)",
     )
     ask.add_argument(
+        "--download",
+        action="append",
+        default=[],
+        help="after answering, copy this file from the kernel's working directory (repeatable)",
+    )
+    ask.add_argument(
         "--notebook", type=Path, help="transcript path (default: llm-agent-TIME.ipynb)"
     )
     _common(ask)
@@ -92,6 +98,7 @@ def _parser() -> argparse.ArgumentParser:
         default=1800.0,
         help="seconds before an idle session and its kernel are closed",
     )
+    serve.add_argument("--max-sessions", type=int, default=20, help="sessions (kernels) at once")
     serve.add_argument(
         "--auth-token",
         default=os.environ.get("LLM_AGENT_TOKEN"),
@@ -148,6 +155,9 @@ async def ask(args: argparse.Namespace) -> int:
             await agent.upload(path)
         await agent.ask(args.question, _show)
         print()
+        for name in args.download:
+            saved = await agent.download(name, Path(Path(name).name))
+            print(f"downloaded {name} to {saved}", file=sys.stderr)
     finally:
         notebook = args.notebook or Path(f"llm-agent-{datetime.now():%Y%m%d-%H%M%S}.ipynb")
         agent.transcript.save(notebook)
@@ -158,7 +168,7 @@ async def ask(args: argparse.Namespace) -> int:
 
 
 async def serve(args: argparse.Namespace) -> int:
-    sessions = ChatSessions(lambda: _start_agent(args), args.idle_timeout)
+    sessions = ChatSessions(lambda: _start_agent(args), args.idle_timeout, args.max_sessions)
     sockets = netutil.bind_sockets(args.port, args.ip)
     server = HTTPServer(make_app(sessions, args.auth_token))
     server.add_sockets(sockets)

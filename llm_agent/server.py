@@ -17,6 +17,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import nbformat
 from tornado import iostream, web
@@ -41,20 +42,36 @@ class ChatSession:
 class ChatSessions:
     """Sessions by id; each new one starts its own kernel through ``factory``."""
 
-    def __init__(self, factory: AgentFactory, idle_timeout: float) -> None:
+    def __init__(self, factory: AgentFactory, idle_timeout: float, max_sessions: int = 20) -> None:
         self.factory = factory
         self.idle_timeout = idle_timeout
+        self.max_sessions = max_sessions
         self.sessions: dict[str, ChatSession] = {}
+        # a session whose kernel is starting: a second request for it waits, not starts another
+        self._starting: dict[str, asyncio.Future[ChatSession]] = {}
 
     async def get_or_create(self, session_id: str) -> ChatSession:
+        """The session, started on first use. Raises web.HTTPError(503) when full."""
         session = self.sessions.get(session_id)
         if session is None:
-            session = ChatSession(await self.factory())
-            self.sessions[session_id] = session
-            log.info(
-                "chat session started id=%s kernel=%s", session_id, session.agent.kernel.kernel_id
-            )
+            starting = self._starting.get(session_id)
+            if starting is None:
+                if len(self.sessions) + len(self._starting) >= self.max_sessions:
+                    raise web.HTTPError(503, "too many chat sessions; try again later")
+                starting = asyncio.ensure_future(self._start(session_id))
+                self._starting[session_id] = starting
+            session = await asyncio.shield(starting)
         session.last_used = time.monotonic()
+        return session
+
+    async def _start(self, session_id: str) -> ChatSession:
+        try:
+            session = ChatSession(await self.factory())
+        finally:
+            del self._starting[session_id]
+        self.sessions[session_id] = session
+        kernel_id = session.agent.kernel.kernel_id
+        log.info("chat session started id=%s kernel=%s", session_id, kernel_id)
         return session
 
     async def close(self, session_id: str) -> bool:
@@ -92,8 +109,10 @@ class _Base(web.RequestHandler):
             if not hmac.compare_digest(given, self.token):
                 raise web.HTTPError(401, "missing or wrong bearer token")
 
-    def write_error(self, status_code: int, **kwargs: object) -> None:
-        self.finish({"reason": self._reason, "message": self._reason})
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        error = kwargs.get("exc_info", (None, None))[1]
+        message = error.log_message if isinstance(error, web.HTTPError) else None
+        self.finish({"reason": self._reason, "message": message or self._reason})
 
 
 class ChatHandler(_Base):

@@ -35,11 +35,20 @@ def test_ask_prints_the_answer_shows_tool_runs_and_saves_the_notebook(
 ) -> None:
     (tmp_path / "data.csv").write_text("a\n1\n2\n")
     llm.add(
-        Turn(tool_calls=[python("import pandas as pd\nprint(pd.read_csv('data.csv').a.sum())")]),
-        Turn(content="The sum is 3.", check=expect_tool_messages("3")),
+        Turn(
+            tool_calls=[
+                python(
+                    "import pandas as pd\ntotal = pd.read_csv('data.csv').a.sum()\nprint(total)"
+                ),
+                python("open('total.txt', 'w').write(str(total))"),
+            ]
+        ),
+        Turn(content="The sum is 3.", check=expect_tool_messages("3", "Out[2]: 1")),
     )
     notebook = tmp_path / "chat.ipynb"
-    command = agent_command(llm, broker, "ask", "Sum column a", "--file", "data.csv")
+    command = agent_command(
+        llm, broker, "ask", "Sum column a", "--file", "data.csv", "--download", "total.txt"
+    )
     done = subprocess.run(
         [*command, "--notebook", str(notebook)],
         cwd=tmp_path, env=agent_env(), capture_output=True, text=True, timeout=120,
@@ -48,8 +57,9 @@ def test_ask_prints_the_answer_shows_tool_runs_and_saves_the_notebook(
     assert done.stdout.strip() == "The sum is 3."
     assert "running python" in done.stderr and "read_csv('data.csv')" in done.stderr
     assert f"notebook saved to {notebook}" in done.stderr
+    assert (tmp_path / "total.txt").read_text() == "3"
     cells = nbformat.read(notebook, as_version=4).cells
-    assert cells[-2].outputs[0].text == "3\n"
+    assert cells[-3].outputs[0].text == "3\n"
 
 
 def test_serve_answers_and_shuts_session_kernels_down_on_sigterm(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -121,6 +122,31 @@ async def test_idle_sessions_are_closed_with_their_kernel(
     session = chat.sessions.sessions["idle-one"]
     assert await chat.sessions.reap_idle(now=session.last_used + 601) == ["idle-one"]
     assert broker.request("GET", f"/api/kernels/{kernel_id}").status_code == 404
+
+
+async def test_concurrent_first_messages_of_a_session_start_one_kernel(
+    chat: ChatServer, llm: ScriptedLLM
+) -> None:
+    llm.add(Turn(content="Hi."))
+    body = {"message": "Hello", "session_id": "twin"}
+    outcomes = await asyncio.gather(
+        post_chat(chat.url, body), post_chat(chat.url, body), return_exceptions=True
+    )
+    errors = [o for o in outcomes if isinstance(o, HTTPClientError)]
+    assert [e.code for e in errors] == [409] and len(chat.sessions.sessions) == 1
+
+
+async def test_sessions_beyond_the_limit_are_refused(chat: ChatServer) -> None:
+    chat.sessions.max_sessions = 0
+    response = await AsyncHTTPClient().fetch(
+        chat.url + "/api/chat",
+        method="POST",
+        body=json.dumps({"message": "Hello"}),
+        headers={"Authorization": f"Bearer {TOKEN}"},
+        raise_error=False,
+    )
+    assert response.code == 503
+    assert json.loads(response.body)["message"] == "too many chat sessions; try again later"
 
 
 async def test_wrong_token_is_rejected(chat: ChatServer) -> None:
