@@ -119,7 +119,8 @@ class Execution:
     interrupted: bool = False
     kernel_restarted: bool = False
     kernel_died: bool = False
-    restart_reason: str = ""  # "timeout", "crash", or "" when no restart happened
+    # "timeout", "crash", "before" (it restarted before this code started), or ""
+    restart_reason: str = ""
 
     @property
     def text(self) -> str | None:
@@ -152,6 +153,12 @@ class Execution:
                 "The execution timed out and did not stop when interrupted, so the kernel was "
                 "restarted: all variables, imports and in-memory state are gone; files on "
                 "disk remain. Re-run any setup code you need."
+            )
+        if self.kernel_restarted and self.restart_reason == "before":
+            return (
+                "The kernel had crashed or been restarted before this code started, so the "
+                "code may not have run: all variables, imports and in-memory state are gone; "
+                "files on disk remain. Re-run any setup code you need, then this code."
             )
         if self.kernel_restarted:
             return (

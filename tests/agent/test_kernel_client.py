@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from broker.client import ChannelsConnection
 from llm_agent.collector import Callbacks
 from llm_agent.kernel import KernelSession
 from llm_agent.results import Result
@@ -133,6 +134,26 @@ async def test_crash_is_reported_as_a_restart(kernel_session: KernelSession) -> 
     assert result.kernel_restarted and result.restart_reason == "crash" and not result.ok
     assert "crashed" in result.notice()
     assert (await kernel_session.execute("'lost' in globals()")).text == "False"
+
+
+async def test_restart_between_executions_is_reported_by_the_next_one(
+    kernel_session: KernelSession, broker
+) -> None:
+    watcher = await ChannelsConnection.connect(broker.url, kernel_session.kernel_id, broker.token)
+    try:
+        await kernel_session.execute(
+            "import os, threading\nthreading.Timer(0.2, os._exit, [1]).start()"
+        )
+        while True:  # the broker's synthetic status reaches every client
+            msg = await watcher.recv(timeout=30)
+            if msg.msg_type == "status" and msg.content_dict()["execution_state"] == "restarting":
+                break
+    finally:
+        await watcher.close()
+    result = await kernel_session.execute("1")
+    assert result.kernel_restarted and result.restart_reason == "before"
+    assert "may not have run" in result.notice()
+    assert (await kernel_session.execute("1")).text == "1"
 
 
 async def test_kernel_that_dies_for_good_is_reported_dead_and_can_be_restarted(
