@@ -25,6 +25,8 @@ from .auth import Authenticator
 from .handlers import api, channels, executions, kernels, sessions
 from .kernelspecs import KernelSpecs
 from .metrics import Metrics
+from .pools import KernelPools
+from .provisioners.local import BrokerLocalProvisioner
 from .registry import KernelRegistry
 from .sessions import SessionStore
 
@@ -120,6 +122,8 @@ class Broker(Application):
         "cull-interval": "KernelRegistry.cull_interval",
         "env-allowlist": "KernelRegistry.env_allowlist",
         "log-level": "Application.log_level",
+        "state-dir": "KernelRegistry.state_dir",
+        "pool-size": "KernelPools.default_pool_size",
     }
     flags = {
         "no-auth": ({"Broker": {"no_auth": True}}, "Disable token authentication."),
@@ -129,7 +133,7 @@ class Broker(Application):
         ),
         "cull-busy": ({"KernelRegistry": {"cull_busy": True}}, "Also cull busy kernels."),
     }
-    classes = [KernelRegistry, KernelSpecManager]
+    classes = [KernelRegistry, KernelPools, BrokerLocalProvisioner, KernelSpecManager]
     config_file = Unicode("", config=True, help="Python or JSON config file to load.")
 
     @default("ip")
@@ -173,6 +177,10 @@ class Broker(Application):
         if self.config_file:
             self.load_config_file(self.config_file)
             self.parse_command_line(argv)  # the command line wins over the file
+        # Local kernels get the broker's provisioner (resource limits, adoptable by pid).
+        factory = self.config.KernelProvisionerFactory
+        if "default_provisioner_name" not in factory:
+            factory.default_provisioner_name = "broker-local-provisioner"
         self.started = time.time()
         self.metrics = Metrics()
         self.token_generated = False
@@ -221,7 +229,7 @@ class Broker(Application):
         out.append(("broker_kernels_total", "Kernels running.", {}, len(self.registry.kernels)))
         connections = sum(len(k.bridge.connections) for k in self.registry.kernels.values())
         out.append(("broker_websocket_connections", "Open websockets.", {}, connections))
-        return out
+        return out + self.registry.pools.gauges()
 
     def _ssl_context(self) -> ssl.SSLContext | None:
         if not self.certfile:
@@ -246,7 +254,7 @@ class Broker(Application):
         sockets = bind_sockets(self.port, self.ip)
         server.add_sockets(sockets)
         port = sockets[0].getsockname()[1]
-        self.registry.start_background()
+        await self.registry.start_background()
         self._announce(port, ssl_ctx is not None)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -272,7 +280,7 @@ class Broker(Application):
         self.registry.accepting = False
         server.stop()
         try:
-            await asyncio.wait_for(self.registry.shutdown_all(), self.shutdown_grace)
+            await asyncio.wait_for(self.registry.drain(), self.shutdown_grace)
         except TimeoutError:
             self.log.warning("kernels did not shut down within %.0f s", self.shutdown_grace)
         await server.close_all_connections()

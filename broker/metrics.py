@@ -19,6 +19,13 @@ class Metrics:
         self.start_sum = 0.0
         self.start_count = 0
         self.http_errors: Counter[int] = Counter()
+        self.pool_requests: Counter[tuple[str, str]] = Counter()  # (spec, hit|miss)
+        self.refill_sum = 0.0
+        self.refill_count = 0
+
+    def observe_refill(self, seconds: float) -> None:
+        self.refill_sum += seconds
+        self.refill_count += 1
 
     def count_message(self, direction: str, channel: str, nbytes: int) -> None:
         self.messages[direction, channel] += 1
@@ -59,6 +66,23 @@ class Metrics:
             metric(
                 "broker_kernel_starts_total", "counter", "Kernel starts.", {"outcome": outcome}, n
             )
+        for (spec, outcome), n in sorted(self.pool_requests.items()):
+            labels = {"spec": spec, "outcome": outcome}
+            metric("broker_pool_requests_total", "counter", "Starts by pool outcome.", labels, n)
+        metric(
+            "broker_pool_refill_seconds_sum",
+            "counter",
+            "Time spent refilling.",
+            {},
+            self.refill_sum,
+        )
+        metric(
+            "broker_pool_refill_seconds_count",
+            "counter",
+            "Pool kernels started.",
+            {},
+            self.refill_count,
+        )
         for status, n in sorted(self.http_errors.items()):
             labels = {"status": str(status)}
             metric("broker_http_errors_total", "counter", "Error responses.", labels, n)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import shutil
 import sys
@@ -13,19 +14,23 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import zmq.asyncio
 from jupyter_client.manager import AsyncKernelManager
 from traitlets import Bool, Float, Int, List, Unicode, default
 from traitlets.config import LoggingConfigurable
 
 from .auth import User
-from .bridge import Bridge, KernelUnavailable
+from .bridge import Bridge
 from .errors import BrokerError, not_found
 from .executions import Executions
-from .kernel_env import kernel_environment, launch_timeout, validate_request_env
+from .kernel_env import launch_timeout, validate_request_env
 from .kernelspecs import KernelSpecs
+from .launch import KernelLauncher
 from .metrics import Metrics
+from .pools import KernelPools, WarmKernel
+from .store import KernelStore
+from .wire import make_message
 
+CLOSE_RESTART = 1012  # websocket close code: service restarting, reconnect
 _ENV_INHERIT = ["PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "HOME", "TMPDIR", "SYSTEMROOT"]
 
 
@@ -117,6 +122,18 @@ class KernelRegistry(LoggingConfigurable):
     replay_buffer_messages = Int(
         10_000, config=True, help="Messages kept per disconnected session for replay."
     )
+    state_dir = Unicode(
+        config=True,
+        help="Directory of kernel records (env BROKER_STATE_DIR). When set, local kernels "
+        "outlive the broker, a restarted broker adopts them, and SIGTERM keeps them running.",
+    )
+    adopt_timeout = Float(
+        10.0, config=True, help="Seconds a recorded kernel has to answer before it is dropped."
+    )
+
+    @default("state_dir")
+    def _default_state_dir(self) -> str:
+        return os.environ.get("BROKER_STATE_DIR", "")
 
     @default("working_dir")
     def _default_working_dir(self) -> str:
@@ -128,15 +145,33 @@ class KernelRegistry(LoggingConfigurable):
         self.metrics = metrics
         self.kernels: dict[str, ManagedKernel] = {}
         self.accepting = True
-        self._context = zmq.asyncio.Context()
-        self._runtime_dir = tempfile.mkdtemp(prefix="kernel-broker-")
-        os.chmod(self._runtime_dir, 0o700)
+        self.store = KernelStore(self.state_dir) if self.state_dir else None
+        if self.state_dir:
+            runtime_dir = os.path.join(self.state_dir, "run")
+            os.makedirs(runtime_dir, mode=0o700, exist_ok=True)
+        else:
+            runtime_dir = tempfile.mkdtemp(prefix="kernel-broker-")
+        self.launcher = KernelLauncher(
+            self,
+            specs.manager,
+            metrics,
+            runtime_dir,
+            transport=self.transport,
+            env_inherit=list(self.env_inherit),
+            replay_bytes=self.replay_buffer_bytes,
+            replay_messages=self.replay_buffer_messages,
+            independent=self.store is not None,
+        )
+        self.pools = KernelPools(self._spawn_warm, self._discard_warm, metrics, parent=self)
         self._starting = 0
         self._start_slots = asyncio.Semaphore(self.max_concurrent_starts)
         self._tasks: list[asyncio.Task[None]] = []
 
-    def start_background(self) -> None:
-        """Start the liveness monitor and the culler."""
+    async def start_background(self) -> None:
+        """Adopt recorded kernels, fill the pools, start the monitor and the culler."""
+        if self.store is not None:
+            await self._adopt_recorded()
+        self.pools.start(self.specs.default_name)
         self._tasks.append(asyncio.ensure_future(self._monitor()))
         if self.cull_idle_timeout > 0:
             self._tasks.append(asyncio.ensure_future(self._cull()))
@@ -195,8 +230,7 @@ class KernelRegistry(LoggingConfigurable):
         began = time.perf_counter()
         try:
             async with asyncio.timeout(timeout):
-                async with self._start_slots:
-                    kernel = await self._launch(kernel_id, name, owner, env, cwd, timeout)
+                warm = await self._warm_or_cold(name, env, cwd, timeout)
         except TimeoutError:
             self.metrics.observe_start(0, ok=False)
             raise BrokerError(
@@ -209,9 +243,65 @@ class KernelRegistry(LoggingConfigurable):
             raise
         finally:
             self._starting -= 1
+        kernel = await self._register(kernel_id, warm, owner)
         self.metrics.observe_start(time.perf_counter() - began, ok=True)
         self.log.info("kernel started id=%s spec=%s owner=%s", kernel_id, name, owner)
         return kernel
+
+    async def _warm_or_cold(
+        self, name: str, env: dict[str, str], cwd: str, timeout: float
+    ) -> WarmKernel:
+        """A pooled kernel with the request's late variables applied, else a new one."""
+        warm = await self.pools.take(name, env)
+        if warm is not None:
+            if await self._apply_late_env(warm, env, cwd):
+                return warm
+            await self._discard_warm(warm)
+        async with self._start_slots:
+            return await self.launcher.spawn(name, env, cwd, timeout)
+
+    async def _apply_late_env(self, warm: WarmKernel, env: dict[str, str], cwd: str) -> bool:
+        """Set a pooled kernel's environment variables and working directory, silently."""
+        code = (
+            f"__import__('os').environ.update({json.dumps(env)}); "
+            f"__import__('os').chdir({json.dumps(cwd)})"
+        )
+        request = make_message(
+            "shell",
+            "execute_request",
+            {"code": code, "silent": True, "store_history": False, "allow_stdin": False},
+            session=warm.bridge.session,
+        )
+        replied: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+
+        def on_reply(msg: Any) -> None:
+            if msg.msg_type == "execute_reply" and not replied.done():
+                replied.set_result(msg.content_dict().get("status", "error"))
+
+        await warm.bridge.request(request, on_reply)
+        try:
+            return await replied == "ok"
+        finally:
+            warm.bridge.release(request.msg_id)
+
+    async def _spawn_warm(self, name: str) -> WarmKernel:
+        return await self.launcher.spawn(name, {}, self.working_dir, self.launch_timeout)
+
+    async def _discard_warm(self, warm: WarmKernel) -> None:
+        await self.launcher.discard(warm.manager, warm.bridge)
+
+    async def _register(self, kernel_id: str, warm: WarmKernel, owner: str) -> ManagedKernel:
+        warm.manager.kernel_id = kernel_id
+        warm.bridge.kernel_id = kernel_id
+        kernel = ManagedKernel(kernel_id, warm.spec, owner, warm.manager, warm.bridge)
+        self.kernels[kernel_id] = kernel
+        await self._save(kernel)
+        return kernel
+
+    async def _save(self, kernel: ManagedKernel) -> None:
+        if self.store is not None:
+            warm = WarmKernel(kernel.name, kernel.manager, kernel.bridge, kernel.created)
+            self.store.save(await self.launcher.record(kernel.id, warm, kernel.owner))
 
     def _working_dir(self, env: dict[str, str]) -> str:
         requested = env.get("KERNEL_WORKING_DIR")
@@ -222,60 +312,6 @@ class KernelRegistry(LoggingConfigurable):
                 400, f"KERNEL_WORKING_DIR {requested!r} is not an existing directory."
             )
         return requested
-
-    def _new_manager(self, kernel_id: str, name: str) -> AsyncKernelManager:
-        kernel_dir = os.path.join(self._runtime_dir, kernel_id)
-        os.makedirs(kernel_dir, mode=0o700, exist_ok=True)
-        ipc = self.transport == "ipc"
-        return AsyncKernelManager(
-            parent=self,
-            kernel_name=name,
-            kernel_spec_manager=self.specs.manager,
-            transport="ipc" if ipc else "tcp",
-            ip=os.path.join(kernel_dir, "k") if ipc else "127.0.0.1",
-            connection_file=os.path.join(kernel_dir, "connection.json"),
-            cache_ports=not ipc,  # the port cache binds TCP ports; ipc needs none
-        )
-
-    async def _launch(
-        self, kernel_id: str, name: str, owner: str, env: dict[str, str], cwd: str, timeout: float
-    ) -> ManagedKernel:
-        km = self._new_manager(kernel_id, name)
-        full_env = kernel_environment(env, self.env_inherit)
-        bridge: Bridge | None = None
-        try:
-            await km.start_kernel(kernel_id=kernel_id, env=full_env, cwd=cwd)
-            bridge = self._new_bridge(kernel_id, km)
-            await bridge.ready(timeout)
-        except BaseException as e:
-            await self._discard(km, bridge)
-            if isinstance(e, KernelUnavailable | TimeoutError | asyncio.CancelledError):
-                raise
-            raise BrokerError(500, f"Kernel {name!r} failed to start: {e}") from e
-        kernel = ManagedKernel(kernel_id, name, owner, km, bridge)
-        self.kernels[kernel_id] = kernel
-        return kernel
-
-    def _new_bridge(self, kernel_id: str, km: AsyncKernelManager) -> Bridge:
-        bridge = Bridge(
-            kernel_id,
-            km.get_connection_info(session=False),
-            self._context,
-            self.metrics,
-            replay_bytes=self.replay_buffer_bytes,
-            replay_messages=self.replay_buffer_messages,
-        )
-        bridge.open()
-        return bridge
-
-    async def _discard(self, km: AsyncKernelManager, bridge: Bridge | None) -> None:
-        if bridge is not None:
-            await bridge.close()
-        try:
-            await km.shutdown_kernel(now=True)
-        except Exception as e:  # a kernel that never started has nothing to shut down
-            self.log.debug("cleanup after a failed start: %s", e)
-        shutil.rmtree(os.path.dirname(km.connection_file), ignore_errors=True)
 
     # --- lifecycle -------------------------------------------------------------
 
@@ -292,7 +328,9 @@ class KernelRegistry(LoggingConfigurable):
             except Exception as e:
                 self.log.warning("kernel %s: shutdown error %s; killing it", kernel.id, e)
                 await kernel.manager.shutdown_kernel(now=True)
-            shutil.rmtree(os.path.dirname(kernel.manager.connection_file), ignore_errors=True)
+            self.launcher.remove_files(kernel.manager)
+            if self.store is not None:
+                self.store.delete(kernel.id)
         self.log.info("kernel shut down id=%s", kernel.id)
 
     async def restart(self, kernel: ManagedKernel, reason: str = "requested") -> None:
@@ -313,6 +351,7 @@ class KernelRegistry(LoggingConfigurable):
         await kernel.bridge.ready(self.launch_timeout)
         kernel.dead = False
         kernel.reason = ""
+        await self._save(kernel)
 
     def executions(self, kernel: ManagedKernel) -> Executions:
         """The kernel's HTTP execution queue, created on first use."""
@@ -325,18 +364,54 @@ class KernelRegistry(LoggingConfigurable):
             raise BrokerError(409, f"Kernel {kernel.id} is dead; restart or shut it down.")
         await kernel.manager.interrupt_kernel()
 
-    async def shutdown_all(self) -> None:
+    async def drain(self) -> None:
+        """Stop for good. With a state directory kernels keep running for the next broker
+        (clients are told to reconnect); without one they are shut down."""
+        self.accepting = False
         for task in self._tasks:
             task.cancel()
-        await asyncio.gather(
-            *(self.shutdown(k, now=True) for k in list(self.kernels.values())),
-            return_exceptions=True,
-        )
-        shutil.rmtree(self._runtime_dir, ignore_errors=True)
+        await self.pools.close()
+        kernels = list(self.kernels.values())
+        if self.store is not None:
+            for kernel in kernels:
+                await kernel.bridge.close(CLOSE_RESTART, "broker restarting; reconnect")
+        else:
+            await asyncio.gather(
+                *(self.shutdown(k, now=True) for k in kernels), return_exceptions=True
+            )
+            shutil.rmtree(self.launcher.runtime_dir, ignore_errors=True)
         # Pod provisioners share one API client and watch per cluster; close them if used.
         cluster = sys.modules.get("broker.provisioners.cluster")
         if cluster is not None:
             await cluster.close_clusters()
+
+    async def _adopt_recorded(self) -> None:
+        """Take over the kernels a previous broker recorded; drop those that do not answer."""
+        assert self.store is not None
+        records = self.store.load_all()
+        results = await asyncio.gather(
+            *(self.launcher.adopt(r, self.adopt_timeout) for r in records),
+            return_exceptions=True,
+        )
+        for record, warm in zip(records, results, strict=True):
+            if isinstance(warm, WarmKernel):
+                kernel = ManagedKernel(
+                    record["id"],
+                    warm.spec,
+                    record["owner"],
+                    warm.manager,
+                    warm.bridge,
+                    created=warm.created,
+                )
+                self.kernels[kernel.id] = kernel
+                self.log.info("kernel adopted id=%s owner=%s", kernel.id, kernel.owner)
+            else:
+                self.store.delete(record["id"])
+                self.log.warning(
+                    "kernel record dropped id=%s: %s",
+                    record["id"],
+                    warm or "it did not answer kernel_info",
+                )
 
     # --- background ------------------------------------------------------------
 

@@ -26,9 +26,7 @@ from .base import AuthMixin, error_body, log_error
 
 log = logging.getLogger("broker.channels")
 
-# Close codes (RFC 6455 and the registered 1012): clients reconnect on 1001/1012.
-CLOSE_INVALID = 1007
-CLOSE_RESTART = 1012
+CLOSE_INVALID = 1007  # RFC 6455: the message does not follow the protocol
 
 
 class ChannelsHandler(AuthMixin, websocket.WebSocketHandler):

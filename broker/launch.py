@@ -1,0 +1,166 @@
+"""Starting, adopting and discarding kernel processes (or pods) with their bridges.
+
+The registry decides who gets which kernel; this module only makes one run: a
+jupyter_client AsyncKernelManager with the kernelspec's provisioner, plus a Bridge
+that has proven the kernel answers. It also turns a running kernel into a record
+for the store and a record back into a running kernel (adoption after a restart
+of the broker).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import shutil
+import uuid
+from typing import Any
+
+import zmq.asyncio
+from jupyter_client.kernelspec import KernelSpecManager
+from jupyter_client.manager import AsyncKernelManager
+from jupyter_client.provisioning import KernelProvisionerFactory
+from traitlets.config import LoggingConfigurable
+
+from .bridge import Bridge, KernelUnavailable
+from .errors import BrokerError
+from .kernel_env import kernel_environment
+from .metrics import Metrics
+from .pools import WarmKernel
+
+log = logging.getLogger("broker.launch")
+_MAX_IPC_PATH = 100  # Unix socket paths are limited to 107 bytes
+
+
+class KernelLauncher:
+    """Makes kernels run; knows nothing of owners, limits or pools."""
+
+    def __init__(
+        self,
+        parent: LoggingConfigurable,
+        specs: KernelSpecManager,
+        metrics: Metrics,
+        runtime_dir: str,
+        *,
+        transport: str,
+        env_inherit: list[str],
+        replay_bytes: int,
+        replay_messages: int,
+        independent: bool,
+    ) -> None:
+        self.parent = parent
+        self.specs = specs
+        self.metrics = metrics
+        self.runtime_dir = runtime_dir
+        self.transport = transport
+        self.env_inherit = env_inherit
+        self.replay_bytes = replay_bytes
+        self.replay_messages = replay_messages
+        self.independent = independent
+        self.context = zmq.asyncio.Context()
+
+    def _manager(self, spawn_id: str, name: str) -> AsyncKernelManager:
+        kernel_dir = os.path.join(self.runtime_dir, spawn_id)
+        os.makedirs(kernel_dir, mode=0o700, exist_ok=True)
+        ipc_prefix = os.path.join(kernel_dir, "k")
+        ipc = self.transport == "ipc" and len(ipc_prefix) + 6 < _MAX_IPC_PATH
+        return AsyncKernelManager(
+            parent=self.parent,
+            kernel_name=name,
+            kernel_spec_manager=self.specs,
+            transport="ipc" if ipc else "tcp",
+            ip=ipc_prefix if ipc else "127.0.0.1",
+            connection_file=os.path.join(kernel_dir, "connection.json"),
+            cache_ports=not ipc,  # the port cache binds TCP ports; ipc needs none
+        )
+
+    def bridge_for(self, kernel_id: str, km: AsyncKernelManager) -> Bridge:
+        bridge = Bridge(
+            kernel_id,
+            km.get_connection_info(session=False),
+            self.context,
+            self.metrics,
+            replay_bytes=self.replay_bytes,
+            replay_messages=self.replay_messages,
+        )
+        bridge.open()
+        return bridge
+
+    async def spawn(self, name: str, env: dict[str, str], cwd: str, timeout: float) -> WarmKernel:
+        """Start a kernel and wait until it answers kernel_info with iopub subscribed."""
+        spawn_id = str(uuid.uuid4())
+        km = self._manager(spawn_id, name)
+        bridge: Bridge | None = None
+        try:
+            await km.start_kernel(
+                kernel_id=spawn_id,
+                env=kernel_environment(env, self.env_inherit),
+                cwd=cwd,
+                independent=self.independent,
+            )
+            bridge = self.bridge_for(spawn_id, km)
+            await bridge.ready(timeout)
+        except BaseException as e:
+            await self.discard(km, bridge)
+            if isinstance(e, KernelUnavailable | TimeoutError | asyncio.CancelledError):
+                raise
+            raise BrokerError(500, f"Kernel {name!r} failed to start: {e}") from e
+        return WarmKernel(name, km, bridge)
+
+    async def discard(self, km: AsyncKernelManager, bridge: Bridge | None = None) -> None:
+        """Stop a kernel and remove its files (a failed start, a pool kernel, a dead record)."""
+        if bridge is not None:
+            await bridge.close()
+        try:
+            await km.shutdown_kernel(now=True)
+        except Exception as e:  # a kernel that never started has nothing to shut down
+            log.debug("cleanup after a failed start: %s", e)
+        self.remove_files(km)
+
+    @staticmethod
+    def remove_files(km: AsyncKernelManager) -> None:
+        shutil.rmtree(os.path.dirname(km.connection_file), ignore_errors=True)
+
+    # --- records ---------------------------------------------------------------
+
+    @staticmethod
+    async def record(kernel_id: str, warm: WarmKernel, owner: str | None) -> dict[str, Any]:
+        """What a later broker needs to adopt this kernel (see store.py)."""
+        km = warm.manager
+        launch_args = {k: v for k, v in km._launch_args.items() if k in ("env", "cwd")}
+        return {
+            "id": kernel_id,
+            "name": warm.spec,
+            "owner": owner,
+            "created": warm.created,
+            "connection_file": km.connection_file,
+            "connection_info": km.get_connection_info(session=False),
+            "provisioner_info": await km.provisioner.get_provisioner_info(),
+            "launch_args": {**launch_args, "independent": True},
+        }
+
+    async def adopt(self, record: dict[str, Any], timeout: float) -> WarmKernel | None:
+        """The recorded kernel if it still answers kernel_info; otherwise stop what is left."""
+        info = record["connection_info"]
+        km = AsyncKernelManager(
+            parent=self.parent,
+            kernel_name=record["name"],
+            kernel_spec_manager=self.specs,
+            connection_file=record["connection_file"],
+            transport=info.get("transport", "tcp"),
+            ip=info.get("ip", "127.0.0.1"),
+        )
+        km.load_connection_info(info)
+        km.kernel_id = record["id"]
+        km._launch_args = dict(record["launch_args"])
+        factory = KernelProvisionerFactory.instance(parent=self.parent)
+        km.provisioner = factory.create_provisioner_instance(record["id"], km.kernel_spec, km)
+        await km.provisioner.load_provisioner_info(record["provisioner_info"])
+        bridge = self.bridge_for(record["id"], km)
+        warm = WarmKernel(record["name"], km, bridge, created=record.get("created", 0))
+        try:
+            await bridge.ready(timeout)
+        except KernelUnavailable:
+            await self.discard(km, bridge)
+            return None
+        return warm

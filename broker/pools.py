@@ -1,0 +1,145 @@
+"""Warm kernel pools: started ahead of demand, handed out once, refilled in the background."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from jupyter_client.manager import AsyncKernelManager
+from traitlets import Dict, Int, List, Unicode
+from traitlets.config import LoggingConfigurable
+
+from .bridge import Bridge
+from .metrics import Metrics
+
+log = logging.getLogger("broker.pools")
+
+
+@dataclass(eq=False)
+class WarmKernel:
+    """A started kernel that answered kernel_info and belongs to nobody yet."""
+
+    spec: str
+    manager: AsyncKernelManager
+    bridge: Bridge
+    created: float = field(default_factory=time.time)
+
+
+Spawn = Callable[[str], Awaitable[WarmKernel]]
+Discard = Callable[[WarmKernel], Awaitable[None]]
+
+
+class KernelPools(LoggingConfigurable):
+    """One pool per kernelspec, sized by configuration."""
+
+    sizes = Dict(
+        key_trait=Unicode(),
+        value_trait=Int(),
+        config=True,
+        help="Warm kernels kept per kernelspec, e.g. {'python3': 2}. Unset: "
+        "default_pool_size kernels of the default kernelspec.",
+    )
+    default_pool_size = Int(
+        1,
+        config=True,
+        help="Warm kernels of the default kernelspec when 'sizes' is unset "
+        "(one makes the first kernel instant; 0 turns pools off).",
+    )
+    max_concurrent_refills = Int(
+        2, config=True, help="Pool kernels started at once, so a burst does not starve the host."
+    )
+    late_env = List(
+        Unicode(),
+        default_value=["KERNEL_USERNAME", "KERNEL_WORKING_DIR", "KERNEL_LAUNCH_TIMEOUT"],
+        config=True,
+        help="Request variables applied to a pooled kernel at hand-out; any other "
+        "variable in a request means a cold start.",
+    )
+
+    def __init__(self, spawn: Spawn, discard: Discard, metrics: Metrics, **kw: Any) -> None:
+        super().__init__(**kw)
+        self._spawn = spawn
+        self._discard = discard
+        self.metrics = metrics
+        self.ready: dict[str, list[WarmKernel]] = {}
+        self._filling: dict[str, int] = {}
+        self._slots = asyncio.Semaphore(self.max_concurrent_refills)
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._closed = False
+
+    def configured(self, default_spec: str) -> dict[str, int]:
+        sizes = dict(self.sizes) or {default_spec: self.default_pool_size}
+        return {name: n for name, n in sizes.items() if n > 0}
+
+    def start(self, default_spec: str) -> None:
+        """Fill every configured pool in the background."""
+        self._targets = self.configured(default_spec)
+        for name in self._targets:
+            self.ready.setdefault(name, [])
+            self._refill(name)
+
+    def matches(self, env: dict[str, str]) -> bool:
+        """Whether a request's environment can be applied to an already running kernel."""
+        return all(key in self.late_env for key in env)
+
+    async def take(self, name: str, env: dict[str, str]) -> WarmKernel | None:
+        """A warm kernel for this request, never handed out before; None means start cold."""
+        if name not in self._targets:
+            return None
+        warm = None
+        if self.matches(env):
+            while self.ready[name] and warm is None:
+                candidate = self.ready[name].pop(0)
+                if await candidate.manager.is_alive():
+                    warm = candidate
+                else:
+                    await self._discard(candidate)
+        self.metrics.pool_requests[name, "hit" if warm else "miss"] += 1
+        self._refill(name)
+        return warm
+
+    def _refill(self, name: str) -> None:
+        missing = self._targets[name] - len(self.ready[name]) - self._filling.get(name, 0)
+        for _ in range(max(0, missing)):
+            self._filling[name] = self._filling.get(name, 0) + 1
+            task = asyncio.ensure_future(self._fill_one(name))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _fill_one(self, name: str) -> None:
+        try:
+            async with self._slots:
+                if self._closed:
+                    return
+                began = time.perf_counter()
+                try:
+                    warm = await self._spawn(name)
+                except Exception as e:
+                    log.error("pool %s: could not start a kernel: %s", name, e)
+                    return
+                self.metrics.observe_refill(time.perf_counter() - began)
+                if self._closed:
+                    await self._discard(warm)
+                    return
+                self.ready[name].append(warm)
+        finally:
+            self._filling[name] -= 1
+
+    def gauges(self) -> list[tuple[str, str, dict[str, str], float]]:
+        return [
+            ("broker_pool_ready", "Warm kernels ready per kernelspec.", {"spec": n}, len(w))
+            for n, w in sorted(self.ready.items())
+        ]
+
+    async def close(self) -> None:
+        """Stop refilling and shut every warm kernel down."""
+        self._closed = True
+        for task in list(self._tasks):
+            task.cancel()
+        warm = [w for kernels in self.ready.values() for w in kernels]
+        self.ready.clear()
+        await asyncio.gather(*(self._discard(w) for w in warm), return_exceptions=True)
