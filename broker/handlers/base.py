@@ -135,6 +135,8 @@ class BaseHandler(AuthMixin, web.RequestHandler):
             body = json.loads(raw)
         except (UnicodeDecodeError, ValueError) as e:
             raise BrokerError(400, f"Request body is not valid JSON: {e}") from None
+        except RecursionError:  # json raises it for deep nesting, well within the size limit
+            raise BrokerError(400, "Request body is nested too deeply.") from None
         if not isinstance(body, dict):
             raise BrokerError(400, "Request body must be a JSON object.")
         return body

@@ -43,3 +43,10 @@ def test_session_kernel_must_be_an_object(broker: RunningBroker, kernel_field: o
     r = broker.request("POST", "/api/sessions", {"path": "x.ipynb", "kernel": kernel_field})
     assert r.status_code == 400, r.text
     assert "kernel" in r.json()["message"]
+
+
+@pytest.mark.parametrize("path", ["/api/kernels", "/api/sessions"])
+def test_deeply_nested_json_body_is_a_400_not_a_500(broker: RunningBroker, path: str) -> None:
+    r = broker.request("POST", path, data="[" * 100_000 + "]" * 100_000)
+    assert r.status_code == 400
+    assert "nested too deeply" in r.json()["message"]
