@@ -41,6 +41,8 @@ def _loads_object(raw: bytes | str, what: str) -> dict[str, Any]:
         value = json.loads(raw)
     except (UnicodeDecodeError, ValueError) as e:
         raise WireError(f"{what} is not valid JSON: {e}") from None
+    except RecursionError:  # json's answer to deep nesting, e.g. [[[[...]]]]
+        raise WireError(f"{what} is nested too deeply") from None
     if not isinstance(value, dict):
         raise WireError(f"{what} must be a JSON object")
     return value

@@ -133,6 +133,18 @@ def test_clients_cannot_send_on_iopub_or_unknown_channels(channel):
         wire.normalize_inbound(msg)
 
 
+def test_legacy_rejects_deeply_nested_json():
+    with pytest.raises(wire.WireError, match="nested too deeply"):
+        wire.unpack_legacy("[" * 100_000 + "]" * 100_000)
+
+
+def test_v1_rejects_deeply_nested_json_parts():
+    msg = wire.make_message("shell", "x", {}, session="s")
+    msg.content = b"[" * 100_000 + b"]" * 100_000
+    with pytest.raises(wire.WireError, match="nested too deeply"):
+        wire.normalize_inbound(wire.unpack_v1(wire.pack_v1(msg)))
+
+
 def test_inbound_requires_msg_id_and_type():
     with pytest.raises(wire.WireError):
         wire.normalize_inbound(wire.unpack_legacy(json.dumps({"header": {"msg_type": "x"}})))
