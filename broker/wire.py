@@ -30,6 +30,7 @@ V1_SUBPROTOCOL = "v1.kernel.websocket.jupyter.org"
 PROTOCOL_VERSION = "5.4"
 _EMPTY = b"{}"
 _MAX_PARTS = 4 + 1024  # the four JSON parts plus buffers
+_LEGACY_PARTS = ("parent_header", "metadata", "content")
 
 
 class WireError(ValueError):
@@ -334,18 +335,22 @@ def unpack_legacy(data: str | bytes) -> Message:
     header = doc.get("header")
     if not isinstance(header, dict):
         raise WireError("message has no header object")
-    for key in ("parent_header", "metadata", "content"):
-        if not isinstance(doc.get(key) or {}, dict):
+    # Missing or null parts are empty; false, 0, "" or [] are not objects and are refused.
+    parts = {key: {} if doc.get(key) is None else doc[key] for key in _LEGACY_PARTS}
+    for key, value in parts.items():
+        if not isinstance(value, dict):
             raise WireError(f"{key} must be a JSON object")
-    channel = doc.get("channel") or "shell"
+    channel = doc.get("channel")
+    if channel is None or channel == "":
+        channel = "shell"
     if not isinstance(channel, str):
         raise WireError("channel must be a string")
     msg = Message(
         channel=channel,
         header=_dumps(header),
-        parent_header=_dumps(doc.get("parent_header") or {}),
-        metadata=_dumps(doc.get("metadata") or {}),
-        content=_dumps(doc.get("content") or {}),
+        parent_header=_dumps(parts["parent_header"]),
+        metadata=_dumps(parts["metadata"]),
+        content=_dumps(parts["content"]),
         buffers=buffers,
     )
     msg._header = header

@@ -119,6 +119,10 @@ def test_inbound_float_or_missing_date_becomes_iso(date):
         json.dumps({"header": "x"}),
         json.dumps({"header": {"msg_id": "1", "msg_type": "x"}, "content": [1]}),
         json.dumps({"header": {"msg_id": "1", "msg_type": "x"}, "channel": 5}),
+        json.dumps({"header": {"msg_id": "1", "msg_type": "x"}, "content": False}),
+        json.dumps({"header": {"msg_id": "1", "msg_type": "x"}, "metadata": 0}),
+        json.dumps({"header": {"msg_id": "1", "msg_type": "x"}, "parent_header": []}),
+        json.dumps({"header": {"msg_id": "1", "msg_type": "x"}, "channel": False}),
     ],
 )
 def test_legacy_rejects_malformed_messages(doc):
