@@ -78,6 +78,9 @@ class KernelPools(LoggingConfigurable):
     def start(self, default_spec: str) -> None:
         """Fill every configured pool in the background."""
         self._targets = self.configured(default_spec)
+        for name in list(self.ready):  # adopted from a previous broker, no longer wanted
+            while name not in self._targets and self.ready[name]:
+                self._spawn_task(self._discard(self.ready[name].pop()))
         for name in self._targets:
             self.ready.setdefault(name, [])
             self._refill(name)
@@ -106,9 +109,12 @@ class KernelPools(LoggingConfigurable):
         missing = self._targets[name] - len(self.ready[name]) - self._filling.get(name, 0)
         for _ in range(max(0, missing)):
             self._filling[name] = self._filling.get(name, 0) + 1
-            task = asyncio.ensure_future(self._fill_one(name))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self._spawn_task(self._fill_one(name))
+
+    def _spawn_task(self, coro: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def _fill_one(self, name: str) -> None:
         try:
@@ -135,11 +141,13 @@ class KernelPools(LoggingConfigurable):
             for n, w in sorted(self.ready.items())
         ]
 
-    async def close(self) -> None:
-        """Stop refilling and shut every warm kernel down."""
+    async def close(self, keep: bool = False) -> None:
+        """Stop refilling; shut every warm kernel down unless ``keep`` (they are recorded)."""
         self._closed = True
         for task in list(self._tasks):
             task.cancel()
+        if keep:
+            return
         warm = [w for kernels in self.ready.values() for w in kernels]
         self.ready.clear()
         await asyncio.gather(*(self._discard(w) for w in warm), return_exceptions=True)

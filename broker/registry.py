@@ -254,14 +254,17 @@ class KernelRegistry(LoggingConfigurable):
         """A pooled kernel with the request's late variables applied, else a new one."""
         warm = await self.pools.take(name, env)
         if warm is not None:
-            if await self._apply_late_env(warm, env, cwd):
-                return warm
-            await self._discard_warm(warm)
+            await self._apply_late_env(warm, env, cwd)
+            return warm
         async with self._start_slots:
             return await self.launcher.spawn(name, env, cwd, timeout)
 
-    async def _apply_late_env(self, warm: WarmKernel, env: dict[str, str], cwd: str) -> bool:
-        """Set a pooled kernel's environment variables and working directory, silently."""
+    async def _apply_late_env(self, warm: WarmKernel, env: dict[str, str], cwd: str) -> None:
+        """Set a pooled kernel's environment variables and working directory, silently.
+
+        Not awaited: the kernel handles shell requests in order and every client's requests
+        go through the same shell socket, so this runs before any code of the new owner.
+        """
         code = (
             f"__import__('os').environ.update({json.dumps(env)}); "
             f"__import__('os').chdir({json.dumps(cwd)})"
@@ -272,25 +275,32 @@ class KernelRegistry(LoggingConfigurable):
             {"code": code, "silent": True, "store_history": False, "allow_stdin": False},
             session=warm.bridge.session,
         )
-        replied: asyncio.Future[str] = asyncio.get_running_loop().create_future()
 
         def on_reply(msg: Any) -> None:
-            if msg.msg_type == "execute_reply" and not replied.done():
-                replied.set_result(msg.content_dict().get("status", "error"))
+            if msg.msg_type == "execute_reply":
+                warm.bridge.release(request.msg_id)
+                if msg.content_dict().get("status") != "ok":
+                    self.log.warning(
+                        "kernel %s: could not apply %s", warm.manager.kernel_id, sorted(env)
+                    )
 
         await warm.bridge.request(request, on_reply)
-        try:
-            return await replied == "ok"
-        finally:
-            warm.bridge.release(request.msg_id)
 
     async def _spawn_warm(self, name: str) -> WarmKernel:
-        return await self.launcher.spawn(name, {}, self.working_dir, self.launch_timeout)
+        """A pool kernel; recorded too, so that a broker killed with -9 leaves no orphan."""
+        warm = await self.launcher.spawn(name, {}, self.working_dir, self.launch_timeout)
+        if self.store is not None:
+            self.store.save(await self.launcher.record(warm.manager.kernel_id, warm, None))
+        return warm
 
     async def _discard_warm(self, warm: WarmKernel) -> None:
+        if self.store is not None:
+            self.store.delete(warm.manager.kernel_id)
         await self.launcher.discard(warm.manager, warm.bridge)
 
     async def _register(self, kernel_id: str, warm: WarmKernel, owner: str) -> ManagedKernel:
+        if self.store is not None and warm.manager.kernel_id != kernel_id:
+            self.store.delete(warm.manager.kernel_id)  # its record as a pool kernel
         warm.manager.kernel_id = kernel_id
         warm.bridge.kernel_id = kernel_id
         kernel = ManagedKernel(kernel_id, warm.spec, owner, warm.manager, warm.bridge)
@@ -370,7 +380,7 @@ class KernelRegistry(LoggingConfigurable):
         self.accepting = False
         for task in self._tasks:
             task.cancel()
-        await self.pools.close()
+        await self.pools.close(keep=self.store is not None)
         kernels = list(self.kernels.values())
         if self.store is not None:
             for kernel in kernels:
@@ -394,7 +404,10 @@ class KernelRegistry(LoggingConfigurable):
             return_exceptions=True,
         )
         for record, warm in zip(records, results, strict=True):
-            if isinstance(warm, WarmKernel):
+            if isinstance(warm, WarmKernel) and record["owner"] is None:
+                self.pools.ready.setdefault(warm.spec, []).append(warm)
+                self.log.info("pool kernel adopted id=%s spec=%s", record["id"], warm.spec)
+            elif isinstance(warm, WarmKernel):
                 kernel = ManagedKernel(
                     record["id"],
                     warm.spec,

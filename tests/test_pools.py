@@ -1,0 +1,111 @@
+"""Warm pools: hand-out with late binding, clean kernels, refills, metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from .broker_process import RunningBroker, start_broker
+
+
+def pool_requests(b: RunningBroker, outcome: str) -> float:
+    return metric(b, "broker_pool_requests_total", spec="python3", outcome=outcome)
+
+
+def metric(b: RunningBroker, name: str, **labels: str) -> float:
+    text = b.request("GET", "/metrics").text
+    label = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+    series = f"{name}{{{label}}}" if label else name
+    match = re.search(rf"^{re.escape(series)} (\S+)$", text, re.M)
+    return float(match.group(1)) if match else 0.0
+
+
+async def wait_for_pool(b: RunningBroker, size: int, spec: str = "python3") -> None:
+    """The pool refills in the background; its gauge is the public signal."""
+    async with asyncio.timeout(60):
+        while metric(b, "broker_pool_ready", spec=spec) < size:
+            await asyncio.sleep(0.1)
+
+
+@pytest.fixture(scope="module")
+def pooled(tmp_path_factory, broker_env) -> Iterator[RunningBroker]:
+    b = start_broker(tmp_path_factory.mktemp("pool"), "--pool-size=2", env=broker_env)
+    yield b
+    b.stop()
+
+
+async def test_pooled_start_is_a_hit_and_refills(pooled: RunningBroker) -> None:
+    await wait_for_pool(pooled, 2)
+    hits = pool_requests(pooled, "hit")
+    began = time.perf_counter()
+    kernel = pooled.start_kernel()
+    elapsed = time.perf_counter() - began
+    try:
+        assert pool_requests(pooled, "hit") == hits + 1
+        assert pooled.stdout(kernel, "print(1)") == "1\n"
+        await wait_for_pool(pooled, 2)
+        assert metric(pooled, "broker_pool_refill_seconds_count") >= 3
+    finally:
+        pooled.delete_kernel(kernel)
+    print(f"pooled start took {elapsed * 1000:.0f} ms")
+
+
+async def test_pooled_kernels_are_never_shared_or_dirty(pooled: RunningBroker) -> None:
+    await wait_for_pool(pooled, 2)
+    first = pooled.start_kernel()
+    pooled.execute(first, "secret = 'alice'")
+    pooled.delete_kernel(first)
+    await wait_for_pool(pooled, 2)
+    kernels = [pooled.start_kernel() for _ in range(3)]  # more than the pool holds
+    try:
+        pids = {pooled.stdout(k, "import os; print(os.getpid())") for k in kernels}
+        assert len(pids) == 3 and len(set(kernels)) == 3
+        for k in kernels:
+            assert pooled.stdout(k, "print('secret' in globals())") == "False\n"
+    finally:
+        for k in kernels:
+            pooled.delete_kernel(k)
+
+
+async def test_late_variables_are_applied_to_a_pooled_kernel(pooled, tmp_path) -> None:
+    await wait_for_pool(pooled, 2)
+    hits = pool_requests(pooled, "hit")
+    kernel = pooled.start_kernel(KERNEL_WORKING_DIR=str(tmp_path))
+    try:
+        assert pool_requests(pooled, "hit") == hits + 1
+        code = "import os; print(os.getcwd(), os.environ['KERNEL_USERNAME'])"
+        assert pooled.stdout(kernel, code) == f"{tmp_path} default\n"
+    finally:
+        pooled.delete_kernel(kernel)
+
+
+async def test_other_variables_mean_a_cold_start(pooled: RunningBroker) -> None:
+    misses = pool_requests(pooled, "miss")
+    kernel = pooled.start_kernel(KERNEL_EXTRA="1")
+    try:
+        assert pool_requests(pooled, "miss") == (misses + 1)
+        assert pooled.stdout(kernel, "import os; print(os.environ['KERNEL_EXTRA'])") == "1\n"
+    finally:
+        pooled.delete_kernel(kernel)
+
+
+def test_pool_kernels_are_not_listed_and_stop_with_the_broker(tmp_path, broker_env) -> None:
+    b = start_broker(tmp_path, "--pool-size=1", env=broker_env)
+    try:
+        asyncio.run(wait_for_pool(b, 1))
+        assert b.request("GET", "/api/kernels").json() == []
+    finally:
+        assert b.stop() == 0
+    assert "ipykernel" not in _children_of(b.proc.pid)
+
+
+def _children_of(pid: int) -> str:
+    import subprocess
+
+    return subprocess.run(
+        ["ps", "-o", "args=", "--ppid", str(pid)], capture_output=True, text=True
+    ).stdout
