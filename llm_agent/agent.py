@@ -165,7 +165,7 @@ class Agent:
                 output.text,
                 execution.execution_count,
                 len(output.images),
-                execution.kernel_restarted or execution.kernel_died,
+                execution.kernel_restarted or execution.kernel_died or execution.restarted_before,
             )
         )
         return output

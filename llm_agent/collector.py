@@ -44,7 +44,6 @@ class Collector:
         self.callbacks = callbacks or Callbacks()
         self.execution = Execution()
         self.replied = False
-        self.started = False  # the kernel said busy for this request
         self.idle = False
         self._clear_pending = False
 
@@ -74,9 +73,7 @@ class Collector:
     async def _kernel_status(self, state: str) -> None:
         if state == "restarting":
             self.execution.kernel_restarted = True
-            if not self.execution.restart_reason:
-                # before our busy status, the restart belongs to an earlier moment
-                self.execution.restart_reason = "crash" if self.started else "before"
+            self.execution.restart_reason = self.execution.restart_reason or "crash"
         elif state == "dead":
             self.execution.kernel_died = True
         else:
@@ -85,7 +82,6 @@ class Collector:
 
     async def _on_status(self, content: dict[str, Any]) -> None:
         state = content.get("execution_state", "")
-        self.started = self.started or state == "busy"
         self.idle = state == "idle"
         await _call(self.callbacks.on_status, state)
 

@@ -16,12 +16,15 @@ from typing import Any
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from broker.client import BrokerAPIError, BrokerREST, ChannelsConnection
-from broker.wire import Message
+from broker.wire import Message, make_message
 
 from .collector import Callbacks, Collector
 from .results import Execution
 
 log = logging.getLogger("llm_agent.kernel")
+
+# How long to wait for a message that has in fact already arrived (see _restarted_while_idle).
+_ALREADY_RECEIVED = 0.001
 
 
 class KernelGone(Exception):
@@ -49,6 +52,7 @@ class KernelSession:
         self.reconnect_attempts = reconnect_attempts
         self.reconnects = 0
         self._restarted = False  # the kernel restarted since the websocket was opened
+        self._spec: tuple[str | None, dict[str, str] | None] = (None, None)  # how it was started
         self._conn: ChannelsConnection | None = None
         self._lock = asyncio.Lock()
 
@@ -66,6 +70,7 @@ class KernelSession:
         rest = BrokerREST(base_url, token)
         model = await rest.start_kernel(kernel_name, env)
         session = cls(rest, model["id"], owns_kernel=True, **kwargs)
+        session._spec = (kernel_name, env)
         try:
             await session.connect()
         except BaseException:
@@ -110,32 +115,56 @@ class KernelSession:
         silent: bool = False,
     ) -> Execution:
         """Run ``code``; the result also reports a timeout, interrupt, restart or death."""
+        request = make_message(
+            "shell",
+            "execute_request",
+            {"code": code, "silent": silent, "store_history": not silent, "allow_stdin": False},
+            session=self.session_id,
+        )
+        collector = Collector(request.msg_id, callbacks)
         async with self._lock:
-            if self._conn is None or self._restarted:
-                # the broker accepts the websocket only once the kernel answers again
-                await self.connect()
-            request = await self._send(
-                "execute_request",
-                {"code": code, "silent": silent, "store_history": not silent, "allow_stdin": False},
-            )
-            collector = Collector(request.msg_id, callbacks)
             try:
-                async with asyncio.timeout(timeout):
-                    await self._pump(collector)
-            except TimeoutError:
-                await self._stop_runaway(collector)
+                if await self._restarted_while_idle():
+                    collector.execution.restarted_before = True
+                if self._conn is None or self._restarted:
+                    # the broker accepts the websocket only once the kernel answers again
+                    await self.connect()
+                await self._send(request)
+                try:
+                    async with asyncio.timeout(timeout):
+                        await self._pump(collector)
+                except TimeoutError:
+                    await self._stop_runaway(collector)
             except KernelGone:
                 collector.execution.kernel_died = True
             ex = collector.execution
             self._restarted = ex.kernel_restarted or ex.kernel_died
             return ex
 
-    async def _send(self, msg_type: str, content: dict[str, Any]) -> Message:
+    async def _restarted_while_idle(self) -> bool:
+        """Read what arrived since the last execution; True if the kernel restarted meanwhile.
+
+        Only messages already received are read (the wait is a formality): the broker's
+        synthetic ``restarting``/``dead`` status for a kernel that died between
+        executions is waiting here, and must not be taken for this execution's crash.
+        """
+        restarted = False
+        while self._conn is not None:
+            try:
+                msg = await asyncio.wait_for(self._conn.recv(), _ALREADY_RECEIVED)
+            except (TimeoutError, ConnectionClosed):
+                break
+            if msg.msg_type == "status" and not msg.parent_msg_id:
+                restarted = msg.content_dict().get("execution_state") in ("restarting", "dead")
+        self._restarted = self._restarted or restarted
+        return restarted
+
+    async def _send(self, msg: Message) -> None:
         try:
-            return await self._conn.request("shell", msg_type, content)
+            await self._conn.send(msg)
         except ConnectionClosed:
             await self._reconnect()
-            return await self._conn.request("shell", msg_type, content)
+            await self._conn.send(msg)
 
     async def _pump(self, collector: Collector) -> None:
         while not collector.done:
@@ -188,8 +217,19 @@ class KernelSession:
         await self.rest.interrupt_kernel(self.kernel_id)
 
     async def restart(self) -> None:
-        """Restart the kernel (state is lost); used to recover a kernel the broker gave up on."""
-        await self.rest.restart_kernel(self.kernel_id)
+        """Restart the kernel (state is lost), e.g. one the broker gave up on.
+
+        A kernel this session started that no longer exists (shut down or culled) is
+        replaced by a new one of the same kernelspec.
+        """
+        try:
+            await self.rest.restart_kernel(self.kernel_id)
+        except BrokerAPIError as e:
+            if e.status != 404 or not self.owns_kernel:
+                raise
+            model = await self.rest.start_kernel(*self._spec)
+            log.info("kernel %s was gone; started %s", self.kernel_id, model["id"])
+            self.kernel_id = model["id"]
         await self.connect()
 
     async def close(self) -> None:

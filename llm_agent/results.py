@@ -119,8 +119,10 @@ class Execution:
     interrupted: bool = False
     kernel_restarted: bool = False
     kernel_died: bool = False
-    # "timeout", "crash", "before" (it restarted before this code started), or ""
-    restart_reason: str = ""
+    restart_reason: str = ""  # "timeout", "crash", or "" when no restart happened
+    # the kernel restarted between the previous execution and this one (state lost);
+    # this code then ran on the fresh kernel
+    restarted_before: bool = False
 
     @property
     def text(self) -> str | None:
@@ -154,12 +156,6 @@ class Execution:
                 "restarted: all variables, imports and in-memory state are gone; files on "
                 "disk remain. Re-run any setup code you need."
             )
-        if self.kernel_restarted and self.restart_reason == "before":
-            return (
-                "The kernel had crashed or been restarted before this code started, so the "
-                "code may not have run: all variables, imports and in-memory state are gone; "
-                "files on disk remain. Re-run any setup code you need, then this code."
-            )
         if self.kernel_restarted:
             return (
                 "The kernel crashed while running this code and was restarted: all variables, "
@@ -170,5 +166,11 @@ class Execution:
             return (
                 "The execution timed out and was interrupted (KeyboardInterrupt); the kernel "
                 "and its variables are still there."
+            )
+        if self.restarted_before:
+            return (
+                "The kernel had restarted before this code ran (it crashed or was restarted "
+                "since the previous execution): earlier variables, imports and in-memory "
+                "state are gone; this code ran on the fresh kernel."
             )
         return ""

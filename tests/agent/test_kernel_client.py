@@ -136,11 +136,12 @@ async def test_crash_is_reported_as_a_restart(kernel_session: KernelSession) -> 
     assert (await kernel_session.execute("'lost' in globals()")).text == "False"
 
 
-async def test_restart_between_executions_is_reported_by_the_next_one(
+async def test_restart_between_executions_is_reported_by_the_next_one_which_still_runs(
     kernel_session: KernelSession, broker
 ) -> None:
     watcher = await ChannelsConnection.connect(broker.url, kernel_session.kernel_id, broker.token)
     try:
+        await kernel_session.execute("lost = 1")
         await kernel_session.execute(
             "import os, threading\nthreading.Timer(0.2, os._exit, [1]).start()"
         )
@@ -150,10 +151,11 @@ async def test_restart_between_executions_is_reported_by_the_next_one(
                 break
     finally:
         await watcher.close()
-    result = await kernel_session.execute("1")
-    assert result.kernel_restarted and result.restart_reason == "before"
-    assert "may not have run" in result.notice()
-    assert (await kernel_session.execute("1")).text == "1"
+    result = await kernel_session.execute("'lost' in globals()")
+    assert result.restarted_before and not result.kernel_restarted and result.ok
+    assert result.text == "False"  # the code ran, on the fresh kernel
+    assert "restarted before this code ran" in result.notice()
+    assert not (await kernel_session.execute("1")).restarted_before
 
 
 async def test_kernel_that_dies_for_good_is_reported_dead_and_can_be_restarted(
@@ -172,3 +174,15 @@ async def test_kernel_that_dies_for_good_is_reported_dead_and_can_be_restarted(
             await session.close()
     finally:
         broker.stop()
+
+
+async def test_kernel_shut_down_underneath_is_reported_and_replaced(
+    kernel_session: KernelSession, broker
+) -> None:
+    old_id = kernel_session.kernel_id
+    broker.delete_kernel(old_id)  # the broker closes the websocket, then the kernel is gone
+    result = await kernel_session.execute("1")
+    assert result.kernel_died and "died" in result.notice()
+    await kernel_session.restart()
+    assert kernel_session.kernel_id != old_id
+    assert (await kernel_session.execute("1 + 1")).text == "2"
