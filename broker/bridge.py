@@ -46,6 +46,14 @@ class KernelUnavailable(Exception):
     """The kernel did not answer kernel_info in time."""
 
 
+class MsgIdInUse(Exception):
+    """A client sent a msg_id that another client's (or the broker's) pending request uses.
+
+    Replies are routed by their parent's msg_id, so accepting it would hand that
+    request's reply and outputs to the sender.
+    """
+
+
 def _url(info: dict[str, Any], channel: str) -> str:
     port = info[f"{channel}_port"]
     if info.get("transport", "tcp") == "ipc":
@@ -301,6 +309,8 @@ class Bridge:
         sock = self._sockets.get(msg.channel)
         if sock is None:
             raise WireError(f"unknown channel {msg.channel!r}")
+        if conn is not None:
+            self._check_msg_id(msg.msg_id, conn)
         if conn is not None and msg.msg_type.endswith("_request"):
             self._routes[msg.msg_id] = conn
             if len(self._routes) > _MAX_ROUTES:
@@ -308,6 +318,12 @@ class Bridge:
         self.last_activity = time.time()
         self.metrics.count_message("to_kernel", msg.channel, msg.size)
         await sock.send_multipart(to_zmq(msg, self.signer))
+
+    def _check_msg_id(self, msg_id: str, conn: Connection) -> None:
+        """Refuse a msg_id that routes another request's replies (seen on iopub by everyone)."""
+        owner = self._routes.get(msg_id)
+        if msg_id in self._consumers or (owner is not None and owner is not conn):
+            raise MsgIdInUse(f"msg_id {msg_id!r} belongs to another client's pending request")
 
     async def request(self, msg: Message, consumer: Consumer) -> None:
         """Send a request whose replies and iopub messages go to ``consumer``, not to clients."""

@@ -9,6 +9,7 @@ from typing import Any
 
 from tornado import web, websocket
 
+from ..bridge import MsgIdInUse
 from ..errors import BrokerError
 from ..wire import (
     V1_SUBPROTOCOL,
@@ -27,6 +28,7 @@ from .base import AuthMixin, error_body, log_error
 log = logging.getLogger("broker.channels")
 
 CLOSE_INVALID = 1007  # RFC 6455: the message does not follow the protocol
+CLOSE_POLICY = 1008  # RFC 6455: the message breaks a rule (another client's msg_id)
 
 
 class ChannelsHandler(AuthMixin, websocket.WebSocketHandler):
@@ -94,6 +96,9 @@ class ChannelsHandler(AuthMixin, websocket.WebSocketHandler):
         except WireError as e:
             log.warning("websocket kernel=%s: invalid frame: %s", self.kernel.id, e)
             self.close(CLOSE_INVALID, f"invalid message: {e}"[:120])
+        except MsgIdInUse as e:
+            log.warning("websocket kernel=%s: %s", self.kernel.id, e)
+            self.close(CLOSE_POLICY, str(e)[:120])
 
     def on_close(self) -> None:
         kernel = getattr(self, "kernel", None)
