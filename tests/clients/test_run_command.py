@@ -61,7 +61,7 @@ def test_parameters_go_after_the_parameters_cell() -> None:
         ["injected-parameters"],
         None,
     ]
-    assert nb.cells[1].source == "# Parameters\nalpha = 3\nname = \"it's\"\n"
+    assert nb.cells[1].source == '# Parameters\nalpha = 3\nname = "it\'s"\n'
 
 
 def test_parameters_go_first_without_a_parameters_cell() -> None:
