@@ -27,6 +27,7 @@ from .base import AuthMixin, error_body, log_error
 
 log = logging.getLogger("broker.channels")
 
+CLOSE_UNSUPPORTED = 1003  # RFC 6455: a kind of frame (text, binary) this endpoint cannot take
 CLOSE_INVALID = 1007  # RFC 6455: the message does not follow the protocol
 CLOSE_POLICY = 1008  # RFC 6455: the message breaks a rule (another client's msg_id)
 
@@ -90,6 +91,10 @@ class ChannelsHandler(AuthMixin, websocket.WebSocketHandler):
         )
 
     async def on_message(self, data: str | bytes) -> None:
+        if self.v1 and isinstance(data, str):
+            log.warning("websocket kernel=%s: text frame on the v1 protocol", self.kernel.id)
+            self.close(CLOSE_UNSUPPORTED, "the v1 protocol takes binary frames only")
+            return
         try:
             msg = normalize_inbound(unpack_v1(data) if self.v1 else unpack_legacy(data))
             await self.kernel.bridge.send(msg, self)

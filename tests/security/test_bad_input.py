@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import pytest
 import requests
+from websockets.exceptions import ConnectionClosed
+
+from broker.client import ChannelsConnection
 
 from ..broker_process import RunningBroker
 
@@ -50,3 +53,13 @@ def test_deeply_nested_json_body_is_a_400_not_a_500(broker: RunningBroker, path:
     r = broker.request("POST", path, data="[" * 100_000 + "]" * 100_000)
     assert r.status_code == 400
     assert "nested too deeply" in r.json()["message"]
+
+
+async def test_text_frame_on_the_v1_protocol_closes_with_1003(
+    broker: RunningBroker, kernel: str
+) -> None:
+    conn = await ChannelsConnection.connect(broker.url, kernel, broker.token, protocol="v1")
+    await conn.ws.send('{"header": {}}')
+    with pytest.raises(ConnectionClosed) as info:
+        await conn.recv(timeout=30)
+    assert info.value.rcvd.code == 1003
