@@ -53,6 +53,8 @@ def api_schema(fuzz_broker: RunningBroker) -> schemathesis.BaseSchema:
     config = schemathesis.Config.from_dict(
         {
             "seed": SEED,
+            # Executions queue per kernel: on a loaded machine the default 10 s is too short.
+            "request-timeout": 60,
             "headers": fuzz_broker.headers(),
             "generation": {
                 "max-examples": MAX_EXAMPLES,
