@@ -155,7 +155,9 @@ class KernelSession:
             except (TimeoutError, ConnectionClosed):
                 break
             if msg.msg_type == "status" and not msg.parent_msg_id:
-                restarted = msg.content_dict().get("execution_state") in ("restarting", "dead")
+                state = msg.content_dict().get("execution_state")
+                # the new kernel's own "starting" has no parent either: keep what was seen
+                restarted = restarted or state in ("restarting", "dead")
         self._restarted = self._restarted or restarted
         return restarted
 
