@@ -86,9 +86,14 @@ class KernelLauncher:
         bridge.open()
         return bridge
 
-    async def spawn(self, name: str, env: dict[str, str], cwd: str, timeout: float) -> WarmKernel:
-        """Start a kernel and wait until it answers kernel_info with iopub subscribed."""
-        spawn_id = str(uuid.uuid4())
+    async def spawn(
+        self, name: str, env: dict[str, str], cwd: str, timeout: float, kernel_id: str = ""
+    ) -> WarmKernel:
+        """Start a kernel and wait until it answers kernel_info with iopub subscribed.
+
+        Pool kernels get an id of their own until they are handed out.
+        """
+        spawn_id = kernel_id or str(uuid.uuid4())
         km = self._manager(spawn_id, name)
         bridge: Bridge | None = None
         try:

@@ -230,7 +230,7 @@ class KernelRegistry(LoggingConfigurable):
         began = time.perf_counter()
         try:
             async with asyncio.timeout(timeout):
-                warm = await self._warm_or_cold(name, env, cwd, timeout)
+                warm = await self._warm_or_cold(kernel_id, name, env, cwd, timeout)
         except TimeoutError:
             self.metrics.observe_start(0, ok=False)
             raise BrokerError(
@@ -249,7 +249,7 @@ class KernelRegistry(LoggingConfigurable):
         return kernel
 
     async def _warm_or_cold(
-        self, name: str, env: dict[str, str], cwd: str, timeout: float
+        self, kernel_id: str, name: str, env: dict[str, str], cwd: str, timeout: float
     ) -> WarmKernel:
         """A pooled kernel with the request's late variables applied, else a new one."""
         warm = await self.pools.take(name, env)
@@ -257,7 +257,7 @@ class KernelRegistry(LoggingConfigurable):
             await self._apply_late_env(warm, env, cwd)
             return warm
         async with self._start_slots:
-            return await self.launcher.spawn(name, env, cwd, timeout)
+            return await self.launcher.spawn(name, env, cwd, timeout, kernel_id)
 
     async def _apply_late_env(self, warm: WarmKernel, env: dict[str, str], cwd: str) -> None:
         """Set a pooled kernel's environment variables and working directory, silently.
@@ -299,8 +299,12 @@ class KernelRegistry(LoggingConfigurable):
         await self.launcher.discard(warm.manager, warm.bridge)
 
     async def _register(self, kernel_id: str, warm: WarmKernel, owner: str) -> ManagedKernel:
-        if self.store is not None and warm.manager.kernel_id != kernel_id:
-            self.store.delete(warm.manager.kernel_id)  # its record as a pool kernel
+        if warm.manager.kernel_id != kernel_id:  # a pool kernel: bind it to this request
+            if self.store is not None:
+                self.store.delete(warm.manager.kernel_id)
+            bind = getattr(warm.manager.provisioner, "bind_kernel", None)
+            if bind is not None:
+                await bind(kernel_id, owner)
         warm.manager.kernel_id = kernel_id
         warm.bridge.kernel_id = kernel_id
         kernel = ManagedKernel(kernel_id, warm.spec, owner, warm.manager, warm.bridge)

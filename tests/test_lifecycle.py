@@ -28,7 +28,11 @@ async def test_interrupt_stops_a_long_sleep(broker: RunningBroker, kernel: str) 
         request = await conn.request(
             "shell", "execute_request", {"code": "import time; time.sleep(60)", "silent": False}
         )
-        await statuses_until(conn, "busy")
+        async with asyncio.timeout(30):  # interrupt once the kernel runs it
+            while True:
+                msg = await conn.recv()
+                if msg.msg_type == "execute_input" and msg.parent_msg_id == request.msg_id:
+                    break
         r = broker.request("POST", f"/api/kernels/{kernel}/interrupt")
         assert r.status_code == 204
         async with asyncio.timeout(20):

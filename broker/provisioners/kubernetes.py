@@ -325,6 +325,22 @@ class KubernetesProvisioner(KernelProvisionerBase):  # type: ignore[misc]
         """A pod start includes scheduling and maybe an image pull."""
         return max(recommended, self.launch_timeout)
 
+    async def bind_kernel(self, kernel_id: str, owner: str) -> None:
+        """Label a pooled pod with the kernel id and owner it is handed out to.
+
+        Kernel ids are bound late, so any warm pod can serve any matching request.
+        """
+        kube = (await get_cluster(self._cluster_config())).kube
+        metadata = {
+            "labels": {
+                manifests.LABEL_KERNEL_ID: kernel_id,
+                manifests.LABEL_OWNER: manifests.label_value(owner),
+            },
+            "annotations": {manifests.ANNOTATION_OWNER: owner},
+        }
+        await kube.patch_pod_metadata(self.namespace, self.pod_name, metadata)
+        self.kernel_id = kernel_id
+
     # -- persistence: the pod and its Secret are the record --------------------------------
 
     async def get_provisioner_info(self) -> dict[str, Any]:

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import re
+import time
 
 import pytest
+from tornado.httpclient import AsyncHTTPClient
 
 from broker.client import BrokerREST, ChannelsConnection
+from broker.provisioners.pod import LABEL_KERNEL_ID, LABEL_OWNER
 
 from ..broker_process import start_broker
 from .conftest import NAMESPACE, write_kernelspec
@@ -15,7 +19,8 @@ from .controlplane import KERNEL_IMAGE
 pytestmark = [pytest.mark.k8s]
 
 
-async def test_pod_kernel_through_the_broker(control_plane, tmp_path):
+async def start_pod_broker(control_plane, tmp_path, *args: str):
+    """A broker whose kernelspec "pod" runs kernels on the test control plane."""
     root = tmp_path / "jupyter"
     config = {
         "image": KERNEL_IMAGE,
@@ -26,7 +31,19 @@ async def test_pod_kernel_through_the_broker(control_plane, tmp_path):
     }
     write_kernelspec(root / "kernels", "pod", config)
     # the control plane runs on this event loop: never block it while the broker talks to it
-    broker = await asyncio.to_thread(start_broker, tmp_path, env={"JUPYTER_PATH": str(root)})
+    return await asyncio.to_thread(
+        start_broker, tmp_path, "--pool-size=0", *args, env={"JUPYTER_PATH": str(root)}
+    )
+
+
+async def pool_ready(broker, spec: str) -> float:
+    response = await AsyncHTTPClient().fetch(f"{broker.url}/metrics", headers=broker.headers())
+    found = re.search(rf'^broker_pool_ready{{spec="{spec}"}} (\S+)$', response.body.decode(), re.M)
+    return float(found.group(1)) if found else 0.0
+
+
+async def test_pod_kernel_through_the_broker(control_plane, tmp_path):
+    broker = await start_pod_broker(control_plane, tmp_path)
     try:
         rest = BrokerREST(broker.url, broker.token)
         model = await rest.start_kernel("pod", {"KERNEL_USERNAME": "alice"})
@@ -35,7 +52,13 @@ async def test_pod_kernel_through_the_broker(control_plane, tmp_path):
         async with await ChannelsConnection.connect(broker.url, model["id"], broker.token) as c:
             reply, outputs = await c.execute("import os; print(os.environ['POD_IP'])")
             assert outputs[0].content_dict()["text"].startswith("127.42.")
-            await c.request("shell", "execute_request", {"code": "import time; time.sleep(60)"})
+            sleep = await c.request(
+                "shell", "execute_request", {"code": "import time; time.sleep(60)"}
+            )
+            while True:  # interrupt once the kernel runs it: earlier, there is nothing to stop
+                msg = await c.recv(timeout=30)
+                if msg.msg_type == "execute_input" and msg.parent_msg_id == sleep.msg_id:
+                    break
             await rest.interrupt_kernel(model["id"])
             while True:
                 msg = await c.recv(timeout=30)
@@ -50,6 +73,36 @@ async def test_pod_kernel_through_the_broker(control_plane, tmp_path):
         assert control_plane.objects("pods") == [] and control_plane.objects("secrets") == []
         # a second kernel is left for the drain to clean up
         await rest.start_kernel("pod")
+    finally:
+        assert await asyncio.to_thread(broker.stop) == 0
+    assert control_plane.objects("pods") == [] and control_plane.objects("secrets") == []
+
+
+async def test_pooled_pod_is_relabelled_at_hand_out(control_plane, tmp_path):
+    broker = await start_pod_broker(control_plane, tmp_path, "--KernelPools.sizes=pod=1")
+    try:
+        rest = BrokerREST(broker.url, broker.token)
+        async with asyncio.timeout(60):
+            while await pool_ready(broker, "pod") < 1:
+                await asyncio.sleep(0.1)  # the pool fills in the background
+        began = time.perf_counter()
+        model = await rest.start_kernel("pod", {"KERNEL_USERNAME": "alice"})
+        pooled = time.perf_counter() - began
+        pod = next(
+            p
+            for p in control_plane.objects("pods", NAMESPACE)
+            if p["metadata"]["labels"][LABEL_KERNEL_ID] == model["id"]
+        )
+        assert pod["metadata"]["labels"][LABEL_OWNER] == "alice"
+        async with await ChannelsConnection.connect(broker.url, model["id"], broker.token) as c:
+            _, outputs = await c.execute("import os; print(os.environ['KERNEL_USERNAME'])")
+            assert outputs[0].content_dict()["text"] == "alice\n"
+        began = time.perf_counter()
+        cold = await rest.start_kernel("pod", {"KERNEL_USERNAME": "bob", "KERNEL_CPUS": "1"})
+        cold_time = time.perf_counter() - began
+        print(f"pod start: pooled {pooled * 1000:.0f} ms, cold {cold_time * 1000:.0f} ms")
+        for kernel in (model, cold):
+            await rest.shutdown_kernel(kernel["id"])
     finally:
         assert await asyncio.to_thread(broker.stop) == 0
     assert control_plane.objects("pods") == [] and control_plane.objects("secrets") == []
