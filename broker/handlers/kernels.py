@@ -5,6 +5,7 @@ from __future__ import annotations
 import mimetypes
 from urllib.parse import quote
 
+from ..errors import BrokerError
 from .base import BaseHandler, field
 
 
@@ -52,13 +53,25 @@ class KernelSpecsHandler(BaseHandler):
         self.write_json(self.broker.specs.list_models(name))
 
 
+def check_visible(handler: BaseHandler, name: str) -> None:
+    """404, as for a spec that does not exist, when the caller may not use it.
+
+    The list leaves such specs out; fetching one by name must not reveal it either.
+    """
+    user = handler.user
+    if not user.admin and not handler.broker.specs.allowed(name, user.name):
+        raise BrokerError(404, f"No kernelspec {name!r}; list them with GET /api/kernelspecs.")
+
+
 class KernelSpecHandler(BaseHandler):
     def get(self, name: str) -> None:
+        check_visible(self, name)
         self.write_json(self.broker.specs.model(name))
 
 
 class KernelSpecResourceHandler(BaseHandler):
     def get(self, name: str, filename: str) -> None:
+        check_visible(self, name)
         path = self.broker.specs.resource_path(name, filename)
         self.set_header("Content-Type", mimetypes.guess_type(path)[0] or "application/octet-stream")
         with open(path, "rb") as f:

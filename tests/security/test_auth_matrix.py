@@ -1,0 +1,188 @@
+"""Who may call what: every endpoint of routes() and the websocket, for every kind of caller.
+
+Callers: no token, a wrong token, another user's token, the owner's token and an
+admin's token (a users file), each sent in the Authorization header and as
+``?token=``. Public probes answer everyone; everything else answers 401 without a
+valid token; another user's kernels, executions and sessions are 404 (their
+existence is not revealed); owners and admins get the real answer.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+import requests
+from websockets.asyncio.client import connect
+from websockets.exceptions import InvalidStatus
+
+from broker.app import routes
+from broker.client.channels import channels_url
+from broker.handlers.base import allowed_methods
+
+from ..broker_process import RunningBroker, start_broker
+
+TOKENS = {
+    "none": None,
+    "wrong": "wrong-token-0000",
+    "other": "bob-token-2222",
+    "owner": "alice-token-1111",
+    "admin": "admin-token-3333",
+}
+USERS = {
+    "users": [
+        {"name": "alice", "token": TOKENS["owner"]},
+        {"name": "bob", "token": TOKENS["other"]},
+        {"name": "root", "token": TOKENS["admin"], "admin": True},
+    ]
+}
+
+
+@dataclass(frozen=True)
+class Row:
+    """One endpoint: ``public`` answers all, ``owned`` is alice's, ``any`` any valid token."""
+
+    method: str
+    path: str  # {k} alice's kernel, {e} its execution, {s} her session, {fresh_*} new ones
+    kind: str
+    ok: int
+    body: Any = None
+    slow: bool = False  # restarts or starts a kernel when it succeeds
+
+
+ROWS = [
+    Row("GET", "/api", "public", 200),
+    Row("GET", "/healthz", "public", 200),
+    Row("GET", "/readyz", "public", 200),
+    Row("GET", "/api/status", "any", 200),
+    Row("GET", "/api/spec.yaml", "any", 200),
+    Row("GET", "/metrics", "any", 200),
+    Row("GET", "/api/kernelspecs", "any", 200),
+    Row("GET", "/api/kernelspecs/python3", "any", 200),
+    Row("GET", "/api/kernelspecs/only-alice", "owned", 200),
+    Row("GET", "/kernelspecs/only-alice/logo-64x64.png", "owned", 200),
+    Row("GET", "/api/kernels", "any", 200),
+    Row("POST", "/api/kernels", "any", 404, {"name": "no-such-spec"}),
+    Row("GET", "/api/kernels/{k}", "owned", 200),
+    Row("DELETE", "/api/kernels/{fresh_k}", "owned", 204, slow=True),
+    Row("POST", "/api/kernels/{k}/interrupt", "owned", 204),
+    Row("POST", "/api/kernels/{k}/restart", "owned", 200, slow=True),
+    Row("POST", "/api/kernels/{k}/execute", "owned", 200, {"code": "1"}),
+    Row("GET", "/api/kernels/{k}/executions", "owned", 200),
+    Row("GET", "/api/kernels/{k}/executions/{e}", "owned", 200),
+    Row("DELETE", "/api/kernels/{k}/executions/{e}", "owned", 200),
+    Row("GET", "/api/sessions", "any", 200),
+    Row("POST", "/api/sessions", "any", 404, {"path": "x", "kernel": {"name": "no-such-spec"}}),
+    Row("GET", "/api/sessions/{s}", "owned", 200),
+    Row("PATCH", "/api/sessions/{s}", "owned", 200, {"name": "renamed"}),
+    Row("DELETE", "/api/sessions/{fresh_s}", "owned", 204, slow=True),
+]
+WEBSOCKET = Row("GET", "/api/kernels/{k}/channels", "owned", 101)
+
+
+def expected(row: Row, role: str) -> int:
+    if row.kind == "public":
+        return row.ok
+    if role in ("none", "wrong"):
+        return 401
+    if row.kind == "owned" and role == "other":
+        return 404
+    return row.ok
+
+
+@pytest.fixture(scope="module")
+def users_broker(tmp_path_factory, broker_env) -> Iterator[RunningBroker]:
+    tmp = tmp_path_factory.mktemp("authz")
+    (tmp / "users.json").write_text(json.dumps(USERS))
+    b = start_broker(tmp, f"--users-file={tmp / 'users.json'}", token=None, env=broker_env)
+    b.token = TOKENS["owner"]
+    yield b
+    b.stop()
+
+
+@pytest.fixture(scope="module")
+def alice(users_broker: RunningBroker) -> dict[str, str]:
+    """Alice's kernel, one finished execution of it, and a session on it."""
+    kernel = users_broker.start_kernel()
+    r = users_broker.request("POST", f"/api/kernels/{kernel}/execute", {"code": "1"})
+    execution = r.headers["Location"].rsplit("/", 1)[1]
+    r = users_broker.request("POST", "/api/sessions", {"path": "a.ipynb", "kernel": {"id": kernel}})
+    return {"k": kernel, "e": execution, "s": r.json()["id"]}
+
+
+def fill(broker: RunningBroker, path: str, ids: dict[str, str], role: str) -> str:
+    """The concrete path; destructive rows get a resource of alice's made for this call."""
+    if "{fresh_k}" in path:
+        ids = {**ids, "fresh_k": broker.start_kernel() if role in ("owner", "admin") else ids["k"]}
+    if "{fresh_s}" in path:
+        fresh = ids["s"]
+        if role in ("owner", "admin"):
+            fresh = broker.request("POST", "/api/sessions", {"path": f"{role}.ipynb"}).json()["id"]
+        ids = {**ids, "fresh_s": fresh}
+    return path.format(**ids)
+
+
+def call(
+    broker: RunningBroker, method: str, path: str, token: str | None, via: str, body: Any = None
+) -> requests.Response:
+    headers = {"Authorization": f"token {token}"} if token and via == "header" else {}
+    params = {"token": token} if token and via == "query" else {}
+    data = None if body is None else json.dumps(body)
+    url = broker.url + path
+    return requests.request(method, url, headers=headers, params=params, data=data, timeout=120)
+
+
+def cases() -> Iterator[Any]:
+    """Every row, caller and token placement; a slow success is tried with the header only
+    (where the token comes from is decided before any handler runs)."""
+    for row in ROWS:
+        for role in TOKENS:
+            for via in ("header", "query"):
+                if not (row.slow and via == "query" and expected(row, role) < 400):
+                    yield pytest.param(row, role, via, id=f"{row.method} {row.path}-{role}-{via}")
+
+
+@pytest.mark.parametrize(("row", "role", "via"), cases())
+def test_every_endpoint_answers_each_caller(
+    users_broker: RunningBroker, alice: dict[str, str], row: Row, role: str, via: str
+) -> None:
+    path = fill(users_broker, row.path, alice, role)
+    r = call(users_broker, row.method, path, TOKENS[role], via, row.body)
+    assert r.status_code == expected(row, role), r.text
+    if r.status_code >= 400:
+        assert set(r.json()) == {"reason", "message"}
+
+
+@pytest.mark.parametrize("via", ["header", "query"])
+@pytest.mark.parametrize("role", list(TOKENS))
+async def test_the_websocket_answers_each_caller(
+    users_broker: RunningBroker, alice: dict[str, str], role: str, via: str
+) -> None:
+    token = TOKENS[role]
+    url = channels_url(users_broker.url, alice["k"], "authz")
+    if token and via == "query":
+        url += f"&token={token}"
+    headers = {"Authorization": f"token {token}"} if token and via == "header" else None
+    want = expected(WEBSOCKET, role)
+    if want == 101:
+        async with connect(url, additional_headers=headers) as ws:
+            assert ws.response.status_code == 101
+        return
+    with pytest.raises(InvalidStatus) as info:
+        await connect(url, additional_headers=headers)
+    assert info.value.response.status_code == want
+
+
+def test_the_matrix_covers_every_route_and_method() -> None:
+    """A new endpoint in routes() fails here until it gets a row above."""
+    sample = {"k": "kid", "e": "eid", "s": "sid", "fresh_k": "kid", "fresh_s": "sid"}
+    rows = [*ROWS, WEBSOCKET]
+    for pattern, handler in routes():
+        for method in allowed_methods(handler).split(", "):
+            assert any(
+                r.method == method and re.fullmatch(pattern, r.path.format(**sample)) for r in rows
+            ), f"{method} {pattern} ({handler.__name__}) has no row in the auth matrix"
