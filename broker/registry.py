@@ -356,7 +356,6 @@ class KernelRegistry(LoggingConfigurable):
         self.log.info("kernel restarted id=%s reason=%s", kernel.id, reason)
 
     async def _restart_locked(self, kernel: ManagedKernel, now: bool) -> None:
-        kernel.bridge.emit_status("restarting")
         kernel.bridge.reset()
         await kernel.manager.restart_kernel(now=now)
         info = kernel.manager.get_connection_info(session=False)
@@ -452,6 +451,9 @@ class KernelRegistry(LoggingConfigurable):
             if self.autorestart and kernel.restarts < self.restart_limit:
                 kernel.restarts += 1
                 self.log.warning("kernel died id=%s; restarting (%d)", kernel.id, kernel.restarts)
+                # Only automatic restarts are announced, as Jupyter Server does: JupyterLab
+                # reads `restarting` as "the kernel appears to have died".
+                kernel.bridge.emit_status("restarting")
                 try:
                     await self._restart_locked(kernel, now=True)
                     return

@@ -43,14 +43,11 @@ async def test_interrupt_stops_a_long_sleep(broker: RunningBroker, kernel: str) 
         assert msg.content_dict()["ename"] == "KeyboardInterrupt"
 
 
-async def test_restart_forgets_state_and_says_restarting(
-    broker: RunningBroker, kernel: str
-) -> None:
+async def test_restart_forgets_state(broker: RunningBroker, kernel: str) -> None:
     async with await ChannelsConnection.connect(broker.url, kernel, broker.token) as conn:
         await conn.execute("x = 41")
         r = broker.request("POST", f"/api/kernels/{kernel}/restart")
         assert r.status_code == 200
-        assert "restarting" in await statuses_until(conn, "restarting")
         reply, outputs = await conn.execute("'x' in globals()")
         assert outputs[-1].content_dict()["data"]["text/plain"] == "False"
 

@@ -184,12 +184,6 @@ async def test_kernel_death_ends_the_run_within_seconds(clients_broker: RunningB
     assert time.monotonic() - started < 20
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="broker bug: Registry._restart_locked emits iopub 'restarting' for requested "
-    "restarts too; Jupyter Server sends it only for automatic ones, and JupyterLab shows "
-    "'The kernel appears to have died' on every Kernel > Restart",
-)
 async def test_requested_restart_is_not_announced_as_a_crash(
     remote_km: RemoteKernelManager,
 ) -> None:
