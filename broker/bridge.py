@@ -218,10 +218,19 @@ class Bridge:
         await b.wait()
 
     def reset(self) -> None:
-        """The kernel restarted: redo the handshake before the next connection; forget requests."""
+        """The kernel restarted: redo the handshake before the next connection; forget requests.
+
+        Internal consumers are told with a ``restarting`` status (their requests will never
+        be answered); websocket clients are not, unless the restart was automatic.
+        """
         self._ready.clear()
         self._iopub_seen.clear()
         self._routes.clear()
+        lost = make_message(
+            "iopub", "status", {"execution_state": "restarting"}, session=self.session
+        )
+        for consumer in list(self._consumers.values()):
+            consumer(lost)
 
     # --- kernel -> clients -----------------------------------------------------
 

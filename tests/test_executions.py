@@ -145,3 +145,15 @@ def test_parallel_streams_on_two_kernels(broker: RunningBroker) -> None:
     finally:
         for k in kernels:
             broker.delete_kernel(k)
+
+
+def test_restart_ends_a_running_execution_as_aborted(broker: RunningBroker, kernel: str) -> None:
+    url = f"{broker.url}/api/kernels/{kernel}/execute"
+    body = json.dumps({"code": "import time; print('go', flush=True); time.sleep(60)"})
+    with requests.post(url, data=body, headers=broker.headers(), stream=True, timeout=60) as r:
+        lines = r.iter_lines()
+        next(lines)
+        assert json.loads(next(lines))["text"] == "go\n"
+        assert broker.request("POST", f"/api/kernels/{kernel}/restart").status_code == 200
+        rest = [json.loads(line) for line in lines]
+    assert rest[-1]["status"] == "aborted"
