@@ -10,7 +10,8 @@ from typing import Any
 from .errors import BrokerError
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+# C0 and C1 control characters and DEL, except tab and newline (multi-line values are fine)
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 MAX_VALUE_BYTES = 32 * 1024
 
 
@@ -38,7 +39,7 @@ def validate_request_env(env: Any, allowed_names: Iterable[str]) -> dict[str, st
             raise BrokerError(
                 403,
                 f"Environment variable {name} is not allowed; only KERNEL_* and the "
-                "operator's allow-list (--Broker.env_allowlist) reach kernels.",
+                "operator's allow-list (--env-allowlist) reach kernels.",
             )
         out[name] = value
     return out
