@@ -109,7 +109,10 @@ class KernelLauncher:
             await self.discard(km, bridge)
             if isinstance(e, KernelUnavailable | TimeoutError | asyncio.CancelledError):
                 raise
-            raise BrokerError(500, f"Kernel {name!r} failed to start: {e}") from e
+            # provisioners may say whose fault it was (400: the request; 500: the launch)
+            status = getattr(e, "status", 500)
+            status = status if status in (400, 403, 500, 503) else 500
+            raise BrokerError(status, f"Kernel {name!r} failed to start: {e}") from e
         return WarmKernel(name, km, bridge)
 
     async def discard(self, km: AsyncKernelManager, bridge: Bridge | None = None) -> None:

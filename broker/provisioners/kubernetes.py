@@ -33,7 +33,15 @@ from .reflector import PodReflector
 
 
 class KernelLaunchError(RuntimeError):
-    """A pod kernel did not start; the message says why and what to do."""
+    """A pod kernel did not start; the message says why and what to do.
+
+    ``status`` is the HTTP status the broker answers with: 400 when the request itself
+    was refused, 500 when the pod failed.
+    """
+
+    def __init__(self, message: str, status: int = 500) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class KubernetesProvisioner(KernelProvisionerBase):  # type: ignore[misc]
@@ -181,7 +189,7 @@ class KubernetesProvisioner(KernelProvisionerBase):  # type: ignore[misc]
                 self.kernel_id, env, list(self.kernel_spec.env), settings
             )
         except manifests.KernelRequestError as e:
-            raise KernelLaunchError(f"kernel request rejected: {e}") from None
+            raise KernelLaunchError(f"kernel request rejected: {e}", status=400) from None
         timeout = self._launch_timeout(env)
         reflector = await self._ensure_reflector()
         kube = (await get_cluster(self._cluster_config())).kube

@@ -9,7 +9,7 @@ import time
 import pytest
 from tornado.httpclient import AsyncHTTPClient
 
-from broker.client import BrokerREST, ChannelsConnection
+from broker.client import BrokerAPIError, BrokerREST, ChannelsConnection
 from broker.provisioners.pod import LABEL_KERNEL_ID, LABEL_OWNER
 
 from ..broker_process import start_broker
@@ -20,7 +20,8 @@ pytestmark = [pytest.mark.k8s]
 
 
 async def start_pod_broker(control_plane, tmp_path, *args: str):
-    """A broker whose kernelspec "pod" runs kernels on the test control plane."""
+    """A broker whose kernelspec "pod" runs kernels on the test control plane, and whose
+    "no-image" names an image that cannot be pulled."""
     root = tmp_path / "jupyter"
     config = {
         "image": KERNEL_IMAGE,
@@ -30,6 +31,7 @@ async def start_pod_broker(control_plane, tmp_path, *args: str):
         "grace_seconds": 2,
     }
     write_kernelspec(root / "kernels", "pod", config)
+    write_kernelspec(root / "kernels", "no-image", {**config, "image": "registry.example/no:1"})
     # the control plane runs on this event loop: never block it while the broker talks to it
     return await asyncio.to_thread(
         start_broker, tmp_path, "--pool-size=0", *args, env={"JUPYTER_PATH": str(root)}
@@ -106,3 +108,19 @@ async def test_pooled_pod_is_relabelled_at_hand_out(control_plane, tmp_path):
     finally:
         assert await asyncio.to_thread(broker.stop) == 0
     assert control_plane.objects("pods") == [] and control_plane.objects("secrets") == []
+
+
+async def test_pod_failures_are_clear_http_errors_and_leave_nothing(control_plane, tmp_path):
+    broker = await start_pod_broker(control_plane, tmp_path)
+    try:
+        rest = BrokerREST(broker.url, broker.token)
+        with pytest.raises(BrokerAPIError) as pull:
+            await rest.start_kernel("no-image")
+        assert pull.value.status == 500 and "image" in pull.value.message.lower()
+        with pytest.raises(BrokerAPIError) as bounds:
+            await rest.start_kernel("pod", {"KERNEL_MEMORY": "100Ti"})
+        assert bounds.value.status == 400 and "KERNEL_MEMORY" in bounds.value.message
+        assert control_plane.objects("pods") == [] and control_plane.objects("secrets") == []
+        assert await rest.list_kernels() == []
+    finally:
+        await asyncio.to_thread(broker.stop)
