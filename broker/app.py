@@ -22,13 +22,14 @@ from traitlets.config import Application
 
 from . import __version__
 from .auth import Authenticator
-from .handlers import api, channels, executions, kernels, sessions
+from .handlers import api, channels, executions, kernels, sessions, snapshots
 from .kernelspecs import KernelSpecs
 from .metrics import Metrics
 from .pools import KernelPools
 from .provisioners.local import BrokerLocalProvisioner
 from .registry import KernelRegistry
 from .sessions import SessionStore
+from .snapshots import SnapshotStore
 
 _ID = r"(?P<kernel_id>[^/]+)"
 
@@ -56,6 +57,10 @@ def routes() -> list[tuple[str, type]]:
         (rf"/api/kernels/{_ID}/execute", executions.ExecuteHandler),
         (rf"/api/kernels/{_ID}/executions/?", executions.ExecutionsHandler),
         (rf"/api/kernels/{_ID}/executions/(?P<exec_id>[^/]+)", executions.ExecutionHandler),
+        (rf"/api/kernels/{_ID}/snapshots/?", snapshots.KernelSnapshotsHandler),
+        (rf"/api/kernels/{_ID}/restore/?", snapshots.KernelRestoreHandler),
+        (r"/api/snapshots/?", snapshots.SnapshotsHandler),
+        (r"/api/snapshots/(?P<snapshot_id>[^/]+)/?", snapshots.SnapshotHandler),
         (r"/api/sessions/?", sessions.SessionsHandler),
         (r"/api/sessions/(?P<session_id>[^/]+)/?", sessions.SessionHandler),
     ]
@@ -124,6 +129,7 @@ class Broker(Application):
         "log-level": "Application.log_level",
         "state-dir": "KernelRegistry.state_dir",
         "pool-size": "KernelPools.default_pool_size",
+        "snapshot-dir": "SnapshotStore.directory",
     }
     flags = {
         "no-auth": ({"Broker": {"no_auth": True}}, "Disable token authentication."),
@@ -133,7 +139,13 @@ class Broker(Application):
         ),
         "cull-busy": ({"KernelRegistry": {"cull_busy": True}}, "Also cull busy kernels."),
     }
-    classes = [KernelRegistry, KernelPools, BrokerLocalProvisioner, KernelSpecManager]
+    classes = [
+        KernelRegistry,
+        KernelPools,
+        SnapshotStore,
+        BrokerLocalProvisioner,
+        KernelSpecManager,
+    ]
     config_file = Unicode("", config=True, help="Python or JSON config file to load.")
 
     @default("ip")
@@ -244,6 +256,7 @@ class Broker(Application):
         """Listen until SIGTERM or SIGINT, then drain."""
         self.registry = KernelRegistry(self.specs, self.metrics, parent=self)
         self.sessions = SessionStore(self.registry)
+        self.snapshots = SnapshotStore(self.registry.state_dir, parent=self)
         ssl_ctx = self._ssl_context()
         server = HTTPServer(
             self.make_web_app(),
