@@ -52,7 +52,7 @@ class ReplayBuffer:
                     "name": "stderr",
                     "text": f"[kernel-broker] {self.dropped} messages ({self.dropped_bytes} "
                     "bytes) were dropped while this client was disconnected; the replay "
-                    "buffer (--Broker.replay_buffer_bytes) was full.\n",
+                    "buffer (--KernelRegistry.replay_buffer_bytes) was full.\n",
                 },
                 session=session,
                 parent=parent,
