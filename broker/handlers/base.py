@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from ..app import Broker
 
 log = logging.getLogger("broker.http")
+_CHUNKED_CAP = 2**40  # Tornado reads chunks in 64 KiB pieces; data_received stops at the limit
 
 
 class AuthMixin:
@@ -112,16 +113,25 @@ class BaseHandler(AuthMixin, web.RequestHandler):
 
     def prepare(self) -> None:
         limit = self.broker.max_body_bytes
-        self.request.connection.set_max_body_size(limit + 1)
         length = self.request.headers.get("Content-Length")
         if length and length.isdigit() and int(length) > limit:
             raise BrokerError(413, f"Request body over the limit of {limit} bytes.")
+        # A chunked body announces no length: Tornado would refuse a chunk that crosses its
+        # own limit with a bare 400 before data_received sees it, so data_received counts.
+        self.request.connection.set_max_body_size(limit + 1 if length else _CHUNKED_CAP)
 
     def data_received(self, chunk: bytes) -> None:
+        if self._finished:  # 413 already sent; Tornado closes the connection after it
+            return
         self._received += len(chunk)
         limit = self.broker.max_body_bytes
         if self._received > limit:
-            raise BrokerError(413, f"Request body over the limit of {limit} bytes.")
+            # Raising here would drop the connection without an answer.
+            self._chunks.clear()
+            error = BrokerError(413, f"Request body over the limit of {limit} bytes.")
+            log_error(self.request, error)
+            self.send_error(413, exc_info=(BrokerError, error, None))
+            return
         self._chunks.append(chunk)
 
     def json_body(self, required: bool = True) -> dict[str, Any]:

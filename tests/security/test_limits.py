@@ -35,7 +35,7 @@ def small_broker(tmp_path_factory, broker_env) -> Iterator[RunningBroker]:
     b.stop()
 
 
-@pytest.mark.parametrize("chunked", [False], ids=["content-length"])
+@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
 def test_a_body_over_max_body_bytes_is_413(small_broker: RunningBroker, chunked: bool) -> None:
     body = b'{"env": {"KERNEL_X": "' + b"x" * BODY_LIMIT + b'"}}'
     data = iter([body[:100], body[100:]]) if chunked else body
