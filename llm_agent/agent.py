@@ -171,6 +171,7 @@ class Agent:
         return output
 
     async def close(self) -> None:
+        """Close the kernel session (the model client may be shared, so it stays open)."""
         await self.kernel.close()
 
 

@@ -11,8 +11,11 @@ import sys
 from datetime import datetime
 from pathlib import Path
 
+import openai
 from tornado import netutil
 from tornado.httpserver import HTTPServer
+
+from broker.client import BrokerAPIError
 
 from .agent import Agent, AgentConfig
 from .events import Event, TextDelta, ToolFinished, ToolOutputEvent, ToolStarted
@@ -127,9 +130,9 @@ def _config(args: argparse.Namespace) -> AgentConfig:
     )
 
 
-async def _start_agent(args: argparse.Namespace) -> Agent:
+async def _start_agent(args: argparse.Namespace, model: ChatModel) -> Agent:
     kernel = await KernelSession.start(args.broker, args.token, kernel_name=args.kernel_name)
-    return Agent(_model(args), kernel, _config(args))
+    return Agent(model, kernel, _config(args))
 
 
 def _show(event: Event) -> None:
@@ -149,7 +152,12 @@ def _show(event: Event) -> None:
 
 
 async def ask(args: argparse.Namespace) -> int:
-    agent = await _start_agent(args)
+    model = _model(args)
+    try:
+        agent = await _start_agent(args, model)
+    except BaseException:
+        await model.close()
+        raise
     try:
         for path in args.file:
             await agent.upload(path)
@@ -163,12 +171,13 @@ async def ask(args: argparse.Namespace) -> int:
         agent.transcript.save(notebook)
         print(f"notebook saved to {notebook}", file=sys.stderr)
         await agent.close()
-        await agent.model.close()
+        await model.close()
     return 0
 
 
 async def serve(args: argparse.Namespace) -> int:
-    sessions = ChatSessions(lambda: _start_agent(args), args.idle_timeout, args.max_sessions)
+    model = _model(args)  # one client (and connection pool) for every session
+    sessions = ChatSessions(lambda: _start_agent(args, model), args.idle_timeout, args.max_sessions)
     sockets = netutil.bind_sockets(args.port, args.ip)
     server = HTTPServer(make_app(sessions, args.auth_token))
     server.add_sockets(sockets)
@@ -183,6 +192,7 @@ async def serve(args: argparse.Namespace) -> int:
     reaper.cancel()
     server.stop()
     await sessions.close_all()  # shut every session's kernel down before leaving
+    await model.close()
     return 0
 
 
@@ -191,4 +201,9 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(
         level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s"
     )
-    sys.exit(asyncio.run(ask(args) if args.command == "ask" else serve(args)))
+    try:
+        sys.exit(asyncio.run(ask(args) if args.command == "ask" else serve(args)))
+    except (BrokerAPIError, OSError, openai.APIError) as e:
+        # a refused connection or an error status: say what failed, without a traceback
+        print(f"llm-agent: error: {type(e).__name__}: {e}", file=sys.stderr)
+        sys.exit(1)

@@ -124,10 +124,12 @@ class KernelSession:
         collector = Collector(request.msg_id, callbacks)
         async with self._lock:
             try:
-                if await self._restarted_while_idle():
-                    collector.execution.restarted_before = True
                 if self._conn is None or self._restarted:
-                    # the broker accepts the websocket only once the kernel answers again
+                    # after a restart we know of: a new websocket (the broker accepts it only
+                    # once the kernel answers again); the old one's leftovers are discarded
+                    await self.connect()
+                elif await self._restarted_while_idle():
+                    collector.execution.restarted_before = True
                     await self.connect()
                 await self._send(request)
                 try:
@@ -149,7 +151,7 @@ class KernelSession:
         executions is waiting here, and must not be taken for this execution's crash.
         """
         restarted = False
-        while self._conn is not None:
+        while True:
             try:
                 msg = await asyncio.wait_for(self._conn.recv(), _ALREADY_RECEIVED)
             except (TimeoutError, ConnectionClosed):
@@ -158,7 +160,6 @@ class KernelSession:
                 state = msg.content_dict().get("execution_state")
                 # the new kernel's own "starting" has no parent either: keep what was seen
                 restarted = restarted or state in ("restarting", "dead")
-        self._restarted = self._restarted or restarted
         return restarted
 
     async def _send(self, msg: Message) -> None:
@@ -208,12 +209,9 @@ class KernelSession:
             log.warning("kernel %s ignored the interrupt; restarting it", self.kernel_id)
         except BrokerAPIError as e:
             log.warning("interrupting kernel %s failed: %s; restarting it", self.kernel_id, e)
-        collector.execution.restart_reason = "timeout"
         await self.rest.restart_kernel(self.kernel_id)
-        # The broker sent `restarting` before restarting; read up to it so that the
-        # next execution does not mistake it for a crash of its own.
-        async with asyncio.timeout(self.interrupt_grace):
-            await self._pump(collector)
+        collector.execution.kernel_restarted = True
+        collector.execution.restart_reason = "timeout"
 
     async def interrupt(self) -> None:
         await self.rest.interrupt_kernel(self.kernel_id)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -34,14 +34,26 @@ def workdir(tmp_path: Path) -> Path:
 
 @pytest.fixture
 async def kernel_session(broker: RunningBroker, workdir: Path) -> AsyncIterator[KernelSession]:
-    """A fresh kernel on the shared broker; a short interrupt grace keeps escalation fast."""
+    """A fresh kernel on the shared broker (interrupts get a generous grace: machines are slow)."""
     session = await KernelSession.start(
-        broker.url, broker.token, env={"KERNEL_WORKING_DIR": str(workdir)}, interrupt_grace=1.0
+        broker.url, broker.token, env={"KERNEL_WORKING_DIR": str(workdir)}, interrupt_grace=10
     )
     yield session
     await session.close()
 
 
-def chat_model(llm: ScriptedLLM, model: str = VISION_MODEL, stream: bool = True) -> ChatModel:
-    """The SDK client pointed at the scripted server."""
-    return ChatModel(model, base_url=llm.url + "/v1", api_key="test-key", stream=stream)
+ModelFactory = Callable[..., ChatModel]
+
+
+@pytest.fixture
+async def make_model(llm: ScriptedLLM) -> AsyncIterator[ModelFactory]:
+    """SDK clients pointed at the scripted server, closed after the test."""
+    made: list[ChatModel] = []
+
+    def make(model: str = VISION_MODEL, stream: bool = True) -> ChatModel:
+        made.append(ChatModel(model, base_url=llm.url + "/v1", api_key="test-key", stream=stream))
+        return made[-1]
+
+    yield make
+    for model in made:
+        await model.close()

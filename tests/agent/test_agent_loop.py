@@ -10,7 +10,7 @@ from llm_agent.agent import Agent, AgentConfig
 from llm_agent.events import Answer, Event, TextDelta, ToolFinished, ToolOutputEvent, ToolStarted
 from llm_agent.kernel import KernelSession
 
-from .conftest import chat_model
+from .conftest import ModelFactory
 from .scripted_llm import (
     TEXT_MODEL,
     ScriptedLLM,
@@ -61,11 +61,15 @@ def expect_csv_analysis(llm: ScriptedLLM) -> None:
 
 
 async def test_csv_analysis_with_plot_in_several_steps(
-    llm: ScriptedLLM, kernel_session: KernelSession, tmp_path: Path, workdir: Path
+    llm: ScriptedLLM,
+    make_model: ModelFactory,
+    kernel_session: KernelSession,
+    tmp_path: Path,
+    workdir: Path,
 ) -> None:
     expect_csv_analysis(llm)
     events: list[Event] = []
-    agent = Agent(chat_model(llm), kernel_session, AgentConfig(accepts_images=True))
+    agent = Agent(make_model(), kernel_session, AgentConfig(accepts_images=True))
     await agent.upload(write_csv(tmp_path))
     answer = await agent.ask("What is the mean value? Plot it.", events.append)
     assert answer == "The mean value is 2.0; Pune is highest."
@@ -76,7 +80,7 @@ async def test_csv_analysis_with_plot_in_several_steps(
 
 
 async def test_text_only_model_gets_a_description_instead_of_the_image(
-    llm: ScriptedLLM, kernel_session: KernelSession
+    llm: ScriptedLLM, make_model: ModelFactory, kernel_session: KernelSession
 ) -> None:
     def described(body: dict) -> None:
         (message,) = tool_messages(body)
@@ -87,12 +91,12 @@ async def test_text_only_model_gets_a_description_instead_of_the_image(
         Turn(tool_calls=[python("import matplotlib.pyplot as plt\nplt.plot([1, 3])\nplt.show()")]),
         Turn(content="A rising line.", check=described),
     )
-    agent = Agent(chat_model(llm, TEXT_MODEL), kernel_session, AgentConfig(accepts_images=False))
+    agent = Agent(make_model(TEXT_MODEL), kernel_session, AgentConfig(accepts_images=False))
     assert await agent.ask("Plot something") == "A rising line."
 
 
 async def test_timeout_interrupts_and_the_model_is_told(
-    llm: ScriptedLLM, kernel_session: KernelSession
+    llm: ScriptedLLM, make_model: ModelFactory, kernel_session: KernelSession
 ) -> None:
     def told(body: dict) -> None:
         (message,) = tool_messages(body)
@@ -103,12 +107,12 @@ async def test_timeout_interrupts_and_the_model_is_told(
         Turn(tool_calls=[python("import time\ntime.sleep(60)")]),
         Turn(content="It took too long.", check=told),
     )
-    agent = Agent(chat_model(llm), kernel_session, AgentConfig(exec_timeout=1))
+    agent = Agent(make_model(), kernel_session, AgentConfig(exec_timeout=1))
     assert await agent.ask("Sleep") == "It took too long."
 
 
 async def test_kernel_crash_is_told_to_the_model_and_the_kernel_comes_back(
-    llm: ScriptedLLM, kernel_session: KernelSession
+    llm: ScriptedLLM, make_model: ModelFactory, kernel_session: KernelSession
 ) -> None:
     def told_state_is_gone(body: dict) -> None:
         first, message = tool_messages(body)
@@ -122,14 +126,14 @@ async def test_kernel_crash_is_told_to_the_model_and_the_kernel_comes_back(
         Turn(content="The kernel crashed; x is gone.", check=expect_tool_messages("False")),
     )
     events: list[Event] = []
-    agent = Agent(chat_model(llm), kernel_session)
+    agent = Agent(make_model(), kernel_session)
     await agent.ask("Crash it", events.append)
     finished = [e for e in events if isinstance(e, ToolFinished)]
     assert [e.kernel_restarted for e in finished] == [False, True, False]
 
 
 async def test_long_output_is_truncated_head_and_tail(
-    llm: ScriptedLLM, kernel_session: KernelSession
+    llm: ScriptedLLM, make_model: ModelFactory, kernel_session: KernelSession
 ) -> None:
     def truncated(body: dict) -> None:
         (message,) = tool_messages(body)
@@ -141,32 +145,32 @@ async def test_long_output_is_truncated_head_and_tail(
         Turn(tool_calls=[python("for i in range(20000):\n    print(f'{i:07d}')")]),
         Turn(content="Many lines.", check=truncated),
     )
-    agent = Agent(chat_model(llm), kernel_session, AgentConfig(max_output_chars=1000))
+    agent = Agent(make_model(), kernel_session, AgentConfig(max_output_chars=1000))
     await agent.ask("Print a lot")
 
 
 async def test_transient_errors_are_retried(
-    llm: ScriptedLLM, kernel_session: KernelSession
+    llm: ScriptedLLM, make_model: ModelFactory, kernel_session: KernelSession
 ) -> None:
     llm.add(Turn(status=429), Turn(status=500), Turn(content="Recovered."))
-    agent = Agent(chat_model(llm), kernel_session)
+    agent = Agent(make_model(), kernel_session)
     assert await agent.ask("Hello") == "Recovered."
     assert len(llm.requests) == 3
 
 
 async def test_non_streamed_completions_run_tools_too(
-    llm: ScriptedLLM, kernel_session: KernelSession
+    llm: ScriptedLLM, make_model: ModelFactory, kernel_session: KernelSession
 ) -> None:
     def got_42(body: dict) -> None:
         assert body.get("stream") is None and tool_messages(body) == ["Out[1]: 42"]
 
     llm.add(Turn(tool_calls=[python("6 * 7")]), Turn(content="42.", check=got_42))
-    agent = Agent(chat_model(llm, stream=False), kernel_session)
+    agent = Agent(make_model(stream=False), kernel_session)
     assert await agent.ask("Six times seven?") == "42."
 
 
 async def test_malformed_tool_arguments_are_explained_to_the_model(
-    llm: ScriptedLLM, kernel_session: KernelSession
+    llm: ScriptedLLM, make_model: ModelFactory, kernel_session: KernelSession
 ) -> None:
     def explained(body: dict) -> None:
         (message,) = tool_messages(body)
@@ -177,7 +181,7 @@ async def test_malformed_tool_arguments_are_explained_to_the_model(
         Turn(content="Sorry.", check=explained),
     )
     events: list[Event] = []
-    await Agent(chat_model(llm), kernel_session).ask("Go", events.append)
+    await Agent(make_model(), kernel_session).ask("Go", events.append)
     assert not any(isinstance(e, ToolStarted | ToolOutputEvent) for e in events)
     assert isinstance(events[-1], Answer)
 

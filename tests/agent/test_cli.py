@@ -18,10 +18,10 @@ from .scripted_llm import VISION_MODEL, ScriptedLLM, Turn, expect_tool_messages,
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def agent_command(llm: ScriptedLLM, broker: RunningBroker, *args: str) -> list[str]:
+def agent_command(llm: ScriptedLLM, broker_url: str, token: str, *args: str) -> list[str]:
     return [
         sys.executable, "-m", "llm_agent", *args,
-        "--broker", broker.url, "--token", broker.token,
+        "--broker", broker_url, "--token", token,
         "--base-url", llm.url + "/v1", "--model", VISION_MODEL, "--api-key", "test-key",
     ]  # fmt: skip
 
@@ -47,7 +47,15 @@ def test_ask_prints_the_answer_shows_tool_runs_and_saves_the_notebook(
     )
     notebook = tmp_path / "chat.ipynb"
     command = agent_command(
-        llm, broker, "ask", "Sum column a", "--file", "data.csv", "--download", "total.txt"
+        llm,
+        broker.url,
+        broker.token,
+        "ask",
+        "Sum column a",
+        "--file",
+        "data.csv",
+        "--download",
+        "total.txt",
     )
     done = subprocess.run(
         [*command, "--notebook", str(notebook)],
@@ -66,7 +74,7 @@ def test_serve_answers_and_shuts_session_kernels_down_on_sigterm(
     llm: ScriptedLLM, broker: RunningBroker, tmp_path: Path
 ) -> None:
     llm.add(Turn(content="Hello there."))
-    command = agent_command(llm, broker, "serve", "--port", "0")
+    command = agent_command(llm, broker.url, broker.token, "serve", "--port", "0")
     proc = subprocess.Popen(command, cwd=tmp_path, env=agent_env(), stdout=subprocess.PIPE)
     try:
         line = proc.stdout.readline().decode()
@@ -83,3 +91,12 @@ def test_serve_answers_and_shuts_session_kernels_down_on_sigterm(
     assert notebook.cells[-1].source == "**Assistant:** Hello there."
     kernels_after = {k["id"] for k in broker.request("GET", "/api/kernels").json()}
     assert len(kernels_before - kernels_after) == 1
+
+
+def test_unreachable_broker_is_a_one_line_error(llm: ScriptedLLM, tmp_path: Path) -> None:
+    done = subprocess.run(
+        agent_command(llm, "http://127.0.0.1:1", "none", "ask", "Hello"),
+        cwd=tmp_path, env=agent_env(), capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 1
+    assert done.stderr.startswith("llm-agent: error: ") and "Traceback" not in done.stderr

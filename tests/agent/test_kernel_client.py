@@ -119,6 +119,7 @@ async def test_timeout_interrupts_and_keeps_the_kernel(kernel_session: KernelSes
 async def test_timeout_restarts_a_kernel_that_ignores_interrupts(
     kernel_session: KernelSession,
 ) -> None:
+    kernel_session.interrupt_grace = 1.0  # the interrupt cannot work here: escalate soon
     await kernel_session.execute("lost = 1")
     code = "import signal, time\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\ntime.sleep(60)"
     result = await kernel_session.execute(code, timeout=1)

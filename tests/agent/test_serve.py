@@ -16,7 +16,7 @@ from llm_agent.kernel import KernelSession
 from llm_agent.server import ChatSessions, make_app
 
 from ..broker_process import RunningBroker
-from .conftest import chat_model
+from .conftest import ModelFactory
 from .scripted_llm import ScriptedLLM, Turn, expect_tool_messages, python
 
 TOKEN = "chat-token"
@@ -29,9 +29,9 @@ class ChatServer:
 
 
 @pytest.fixture
-async def chat(broker: RunningBroker, llm: ScriptedLLM) -> AsyncIterator[ChatServer]:
+async def chat(broker: RunningBroker, make_model: ModelFactory) -> AsyncIterator[ChatServer]:
     async def new_agent() -> Agent:
-        return Agent(chat_model(llm), await KernelSession.start(broker.url, broker.token))
+        return Agent(make_model(), await KernelSession.start(broker.url, broker.token))
 
     sessions = ChatSessions(new_agent, idle_timeout=600)
     sockets = netutil.bind_sockets(0, "127.0.0.1")

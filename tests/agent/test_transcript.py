@@ -11,16 +11,16 @@ from nbclient import NotebookClient
 from llm_agent.agent import Agent, AgentConfig
 from llm_agent.kernel import KernelSession
 
-from .conftest import chat_model
+from .conftest import ModelFactory
 from .scripted_llm import ScriptedLLM
 from .test_agent_loop import expect_csv_analysis, write_csv
 
 
 async def test_transcript_notebook_reruns_with_nbclient(
-    llm: ScriptedLLM, kernel_session: KernelSession, tmp_path: Path
+    llm: ScriptedLLM, make_model: ModelFactory, kernel_session: KernelSession, tmp_path: Path
 ) -> None:
     expect_csv_analysis(llm)
-    agent = Agent(chat_model(llm), kernel_session, AgentConfig(accepts_images=True))
+    agent = Agent(make_model(), kernel_session, AgentConfig(accepts_images=True))
     csv = await agent.upload(write_csv(tmp_path))
     await agent.ask("What is the mean value? Plot it.")
     path = agent.transcript.save(tmp_path / "out" / "chat.ipynb")
