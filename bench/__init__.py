@@ -1,0 +1,1 @@
+"""Benchmarks: the broker beside Enterprise Gateway, Kernel Gateway and direct ZMQ."""

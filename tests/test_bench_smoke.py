@@ -1,0 +1,50 @@
+"""The benchmark code runs end to end against our broker and direct ZMQ (no anchors installed).
+
+Only the code is checked here, with --quick sizes; the figures on a shared CI machine mean
+nothing, so no performance goal is asserted.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from bench.__main__ import main
+
+
+@pytest.mark.slow
+def test_quick_bench_measures_broker_and_direct(tmp_path: Path) -> None:
+    markdown = tmp_path / "benchmarks.md"
+    markdown.write_text("# Benchmarks\n\nProse that must survive.\n")
+
+    document = main(
+        [
+            "--quick",
+            "--targets",
+            "broker,direct",
+            "--results-dir",
+            str(tmp_path / "results"),
+            "--markdown",
+            str(markdown),
+        ]
+    )
+
+    rows = document["summary"]
+    assert set(rows) == {"broker/v1", "broker/legacy", "direct/zmq"}
+    for label, row in rows.items():
+        for key in ("cold_start_ms", "exec_p50_ms", "exec_p99_ms", "concurrent_s"):
+            assert row[key] > 0, (label, key)
+        assert row["concurrent_failures"] == 0, label
+        for output in ("print", "png"):
+            assert row[output]["bytes_dropped"] == 0, (label, output)
+        assert row["ratios"]["exec_p50_ms"] > 0, label
+    assert rows["direct/zmq"]["ratios"]["print"] == 1.0
+    assert rows["broker/v1"]["idle_rss_mb"] > 0
+
+    [json_file] = (tmp_path / "results").glob("bench-*.json")
+    assert json.loads(json_file.read_text())["meta"]["command"].startswith("python -m bench")
+    text = markdown.read_text()
+    assert "Prose that must survive." in text
+    assert "| broker/v1 |" in text
