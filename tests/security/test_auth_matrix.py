@@ -47,7 +47,7 @@ class Row:
     """One endpoint: ``public`` answers all, ``owned`` is alice's, ``any`` any valid token."""
 
     method: str
-    path: str  # {k} alice's kernel, {e} its execution, {s} her session, {fresh_*} new ones
+    path: str  # alice's {k} kernel, {e} execution, {s} session, {n} snapshot; {fresh_*} new ones
     kind: str
     ok: int
     body: Any = None
@@ -80,6 +80,11 @@ ROWS = [
     Row("GET", "/api/sessions/{s}", "owned", 200),
     Row("PATCH", "/api/sessions/{s}", "owned", 200, {"name": "renamed"}),
     Row("DELETE", "/api/sessions/{fresh_s}", "owned", 204, slow=True),
+    Row("POST", "/api/kernels/{k}/snapshots", "owned", 201),
+    Row("POST", "/api/kernels/{k}/restore", "owned", 200, {"snapshot": "{n}"}),
+    Row("GET", "/api/snapshots", "any", 200),
+    Row("GET", "/api/snapshots/{n}", "owned", 200),
+    Row("DELETE", "/api/snapshots/{fresh_n}", "owned", 204),
 ]
 WEBSOCKET = Row("GET", "/api/kernels/{k}/channels", "owned", 101)
 
@@ -98,7 +103,13 @@ def expected(row: Row, role: str) -> int:
 def users_broker(tmp_path_factory, broker_env) -> Iterator[RunningBroker]:
     tmp = tmp_path_factory.mktemp("authz")
     (tmp / "users.json").write_text(json.dumps(USERS))
-    b = start_broker(tmp, f"--users-file={tmp / 'users.json'}", token=None, env=broker_env)
+    b = start_broker(
+        tmp,
+        f"--users-file={tmp / 'users.json'}",
+        f"--snapshot-dir={tmp / 'snapshots'}",
+        token=None,
+        env=broker_env,
+    )
     b.token = TOKENS["owner"]
     yield b
     b.stop()
@@ -106,12 +117,18 @@ def users_broker(tmp_path_factory, broker_env) -> Iterator[RunningBroker]:
 
 @pytest.fixture(scope="module")
 def alice(users_broker: RunningBroker) -> dict[str, str]:
-    """Alice's kernel, one finished execution of it, and a session on it."""
+    """Alice's kernel, one finished execution of it, a session on it and a snapshot of it."""
     kernel = users_broker.start_kernel()
     r = users_broker.request("POST", f"/api/kernels/{kernel}/execute", {"code": "1"})
     execution = r.headers["Location"].rsplit("/", 1)[1]
     r = users_broker.request("POST", "/api/sessions", {"path": "a.ipynb", "kernel": {"id": kernel}})
-    return {"k": kernel, "e": execution, "s": r.json()["id"]}
+    return {"k": kernel, "e": execution, "s": r.json()["id"], "n": _snapshot(users_broker, kernel)}
+
+
+def _snapshot(broker: RunningBroker, kernel: str) -> str:
+    r = broker.request("POST", f"/api/kernels/{kernel}/snapshots")
+    assert r.status_code == 201, r.text
+    return r.json()["id"]
 
 
 def fill(broker: RunningBroker, path: str, ids: dict[str, str], role: str) -> str:
@@ -123,6 +140,9 @@ def fill(broker: RunningBroker, path: str, ids: dict[str, str], role: str) -> st
         if role in ("owner", "admin"):
             fresh = broker.request("POST", "/api/sessions", {"path": f"{role}.ipynb"}).json()["id"]
         ids = {**ids, "fresh_s": fresh}
+    if "{fresh_n}" in path:
+        owner = role in ("owner", "admin")
+        ids = {**ids, "fresh_n": _snapshot(broker, ids["k"]) if owner else ids["n"]}
     return path.format(**ids)
 
 
@@ -151,7 +171,8 @@ def test_every_endpoint_answers_each_caller(
     users_broker: RunningBroker, alice: dict[str, str], row: Row, role: str, via: str
 ) -> None:
     path = fill(users_broker, row.path, alice, role)
-    r = call(users_broker, row.method, path, TOKENS[role], via, row.body)
+    body = json.loads(json.dumps(row.body).replace("{n}", alice["n"])) if row.body else None
+    r = call(users_broker, row.method, path, TOKENS[role], via, body)
     assert r.status_code == expected(row, role), r.text
     if r.status_code >= 400:
         assert set(r.json()) == {"reason", "message"}
@@ -179,7 +200,7 @@ async def test_the_websocket_answers_each_caller(
 
 def test_the_matrix_covers_every_route_and_method() -> None:
     """A new endpoint in routes() fails here until it gets a row above."""
-    sample = {"k": "kid", "e": "eid", "s": "sid", "fresh_k": "kid", "fresh_s": "sid"}
+    sample = dict.fromkeys(["k", "e", "s", "n", "fresh_k", "fresh_s", "fresh_n"], "id")
     rows = [*ROWS, WEBSOCKET]
     for pattern, handler in routes():
         for method in allowed_methods(handler).split(", "):
