@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from ssl import SSLContext
 from typing import Any
 from urllib.parse import quote
 
@@ -44,8 +45,12 @@ class ChannelsConnection:
         protocol: str = "v1",
         max_size: int | None = 2**30,
         open_timeout: float = 60.0,
+        ssl: SSLContext | None = None,
     ) -> ChannelsConnection:
-        """Open the websocket; ``protocol`` is ``"v1"`` or ``"legacy"``."""
+        """Open the websocket; ``protocol`` is ``"v1"`` or ``"legacy"``.
+
+        ``ssl`` verifies a wss:// broker against other CAs than the system's.
+        """
         session_id = session_id or uuid.uuid4().hex
         ws = await connect(
             channels_url(base_url, kernel_id, session_id),
@@ -54,6 +59,7 @@ class ChannelsConnection:
             max_size=max_size,
             open_timeout=open_timeout,
             ping_interval=None,
+            **({"ssl": ssl} if ssl is not None else {}),
         )
         return cls(ws, session_id, ws.subprotocol == V1_SUBPROTOCOL)
 
