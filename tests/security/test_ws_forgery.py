@@ -29,11 +29,11 @@ def _wait_for_file(path: Path) -> str:
     )
 
 
-async def _parent_of_busy(conn: ChannelsConnection) -> str:
-    """The msg_id of the request the kernel started on, as any client learns it from iopub."""
+async def _executing_msg_id(conn: ChannelsConnection) -> str:
+    """The msg_id of the code being run, as every client learns it from iopub execute_input."""
     while True:
         msg = await conn.recv(timeout=60)
-        if msg.msg_type == "status" and msg.content_dict()["execution_state"] == "busy":
+        if msg.msg_type == "execute_input":
             return msg.parent_msg_id
 
 
@@ -64,7 +64,7 @@ async def test_another_connections_msg_id_is_refused_and_its_reply_arrives(
     thief = await ChannelsConnection.connect(broker.url, kernel, broker.token)
     async with owner:
         request = await owner.request("shell", "execute_request", {"code": _wait_for_file(flag)})
-        stolen = await _parent_of_busy(thief)
+        stolen = await _executing_msg_id(thief)
         assert stolen == request.msg_id
         assert await _forge(thief, stolen) == CLOSE_POLICY
         flag.touch()
@@ -80,7 +80,7 @@ async def test_an_http_executions_msg_id_is_refused_and_it_completes(
     execution = asyncio.get_running_loop().run_in_executor(
         None, broker.execute, kernel, _wait_for_file(flag)
     )
-    stolen = await _parent_of_busy(thief)
+    stolen = await _executing_msg_id(thief)
     assert await _forge(thief, stolen) == CLOSE_POLICY
     flag.touch()
     events = await execution
