@@ -202,8 +202,12 @@ class Signer:
         return hmac.compare_digest(signature, self.sign(parts))
 
 
-def from_zmq(channel: str, frames: list[bytes], signer: Signer) -> Message:
-    """A message received from a kernel socket; the identities before the delimiter are dropped."""
+def from_zmq(channel: str, frames: list[bytes], signer: Signer, verify: bool = True) -> Message:
+    """A message received from a kernel socket; the identities before the delimiter are dropped.
+
+    ``verify=False`` skips the HMAC check, for transports that already authenticate
+    the sender (see Bridge).
+    """
     try:
         i = frames.index(DELIMITER)
     except ValueError:
@@ -212,7 +216,7 @@ def from_zmq(channel: str, frames: list[bytes], signer: Signer) -> Message:
     if len(parts) < 5:
         raise WireError("ZMQ message has fewer than five parts after the delimiter")
     signature, header, parent, metadata, content = parts[:5]
-    if not signer.verify(signature, [header, parent, metadata, content]):
+    if verify and not signer.verify(signature, [header, parent, metadata, content]):
         raise WireError("invalid HMAC signature")
     return Message(channel, header, parent, metadata, content, list(parts[5:]))
 
@@ -391,29 +395,94 @@ def normalize_inbound(msg: Message) -> Message:
     return msg
 
 
+_BACKSLASH = ord("\\")
+
+
+def _text_span(content: bytes) -> tuple[int, int] | None:
+    """Start and end of the raw ``text`` string value in a stream message's JSON content."""
+    key = content.find(b'"text"')
+    if key < 0:
+        return None
+    i = key + len(b'"text"')
+    while i < len(content) and content[i] in b" \t\r\n:":
+        i += 1
+    if i >= len(content) or content[i] != ord('"'):
+        return None
+    start = end = i + 1
+    while True:  # the first quote not escaped by an odd run of backslashes ends the string
+        end = content.find(b'"', end)
+        if end < 0:
+            return None
+        run = 0
+        while content[end - 1 - run] == _BACKSLASH:
+            run += 1
+        if run % 2 == 0:
+            return start, end
+        end += 1
+
+
+def _opens_escape(content: bytes, start: int, j: int) -> bool:
+    """Whether the backslash at ``j`` opens an escape (an even run of backslashes precedes it)."""
+    run = j
+    while run > start and content[run - 1] == _BACKSLASH:
+        run -= 1
+    return (j - run) % 2 == 0
+
+
+def _safe_cut(content: bytes, start: int, pos: int) -> int:
+    """The nearest position at or before ``pos`` that splits neither a UTF-8 character nor an
+    escape sequence (``\\x``, ``\\uXXXX``, or a surrogate pair of them)."""
+    while pos > start and 0x80 <= content[pos] < 0xC0:
+        pos -= 1
+    # only an escape opened in the last five bytes can straddle the cut
+    for j in range(max(start, pos - 5), pos):
+        if content[j] == _BACKSLASH and _opens_escape(content, start, j):
+            if j + (6 if content[j + 1] == ord("u") else 2) > pos:
+                pos = j
+                break
+    high = pos - 6  # a high surrogate must stay with the low one that follows it
+    if (
+        high >= start
+        and content[high] == _BACKSLASH
+        and content[high + 1 : high + 4].lower() in (b"ud8", b"ud9", b"uda", b"udb")
+        and _opens_escape(content, start, high)
+    ):
+        pos = high
+    return pos
+
+
 def split_stream(msg: Message, max_bytes: int) -> list[Message]:
-    """Split an oversized ``stream`` message into several, each under ``max_bytes`` of text.
+    """Split an oversized ``stream`` message into several, each under ``max_bytes``.
 
     Clients with a frame limit (Jupyter Server's gateway client drops the connection
-    above 10 MiB) receive the same text in order; other message types are returned whole.
+    above 10 MiB) receive the same text in order. The raw JSON is cut between characters,
+    never decoded and re-encoded: on 50 MB of output that would cost seconds.
+    Other message types are returned whole.
     """
     if msg.msg_type != "stream" or len(msg.content) <= max_bytes:
         return [msg]
-    content = msg.content_dict()
-    text = content.get("text", "")
-    if not isinstance(text, str):
+    content = msg.content
+    span = _text_span(content)
+    if span is None:
         return [msg]
+    start, end = span
+    head, tail = content[:start], content[end:]
+    room = max(16, max_bytes - len(head) - len(tail))
     out = []
-    chunk = max(1, max_bytes // 6)  # a character takes at most six bytes in JSON (\u escapes)
-    for start in range(0, len(text), chunk):
-        header = dict(msg.header_dict, msg_id=f"{msg.msg_id}-{start // chunk}")
+    pos = start
+    while pos < end:
+        cut = end if end - pos <= room else _safe_cut(content, pos, pos + room)
+        if cut <= pos:  # a single escape longer than the room: take it whole
+            cut = min(end, pos + 12)
+        header = dict(msg.header_dict, msg_id=f"{msg.msg_id}-{len(out)}")
         piece = Message(
             msg.channel,
             _dumps(header),
             msg.parent_header,
             msg.metadata,
-            _dumps({**content, "text": text[start : start + chunk]}),
+            b"".join([head, content[pos:cut], tail]),
         )
         piece._header = header
         out.append(piece)
+        pos = cut
     return out

@@ -1,6 +1,7 @@
 """The framings in broker.wire, checked against jupyter_server's own serializers."""
 
 import json
+import random
 import struct
 
 import pytest
@@ -189,3 +190,19 @@ def test_split_stream_keeps_text_in_order_and_under_limit():
 def test_split_stream_leaves_other_messages_whole():
     msg = _msg()
     assert wire.split_stream(msg, 1) == [msg]
+
+
+@pytest.mark.parametrize("ensure_ascii", [True, False])
+def test_split_stream_never_cuts_an_escape_or_a_character(ensure_ascii):
+    rng = random.Random(7)
+    alphabet = ["a", "é", "€", "😀", '"', "\\", "\n", "\x01", "\u2028", "u", "\\u"]
+    for _ in range(1500):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(1, 300)))
+        msg = wire.make_message("iopub", "stream", {}, session="s")
+        msg.content = json.dumps(
+            {"name": "stdout", "text": text}, ensure_ascii=ensure_ascii
+        ).encode()
+        limit = rng.randint(60, 200)
+        pieces = wire.split_stream(msg, limit)
+        assert "".join(json.loads(p.content)["text"] for p in pieces) == text
+        assert all(len(p.content) <= limit for p in pieces)
