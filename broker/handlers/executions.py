@@ -57,8 +57,10 @@ class ExecuteHandler(BaseHandler):
     def on_connection_close(self) -> None:
         """A client that goes away mid-execution interrupts it."""
         ex = self.execution
+        if ex is None:  # nothing running; path_kwargs is unset if the method was refused
+            return
         kernel = self.broker.registry.kernels.get(self.path_kwargs.get("kernel_id", ""))
-        if ex is not None and kernel is not None:
+        if kernel is not None:
             task = asyncio.ensure_future(self.broker.registry.executions(kernel).cancel(ex))
             _background.add(task)
             task.add_done_callback(_background.discard)
