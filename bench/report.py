@@ -249,12 +249,13 @@ def markdown_section(meta: dict[str, Any], rows: dict[str, dict[str, Any]]) -> s
     )
 
 
-def update_markdown(path: Path, section: str) -> None:
-    """Replace the generated section of ``path``, keeping the prose around it."""
-    text = path.read_text() if path.exists() else f"# Benchmarks\n\n{BEGIN}\n{END}\n"
-    if BEGIN not in text or END not in text:
-        text = text.rstrip("\n") + f"\n\n{BEGIN}\n{END}\n"
-    head, _, rest = text.partition(BEGIN)
-    _, _, tail = rest.partition(END)
+def update_markdown(path: Path, section: str, begin: str = BEGIN, end: str = END) -> None:
+    """Replace the generated section of ``path`` between ``begin`` and ``end``, keeping the
+    prose around it."""
+    text = path.read_text() if path.exists() else f"# Benchmarks\n\n{begin}\n{end}\n"
+    if begin not in text or end not in text:
+        text = text.rstrip("\n") + f"\n\n{begin}\n{end}\n"
+    head, _, rest = text.partition(begin)
+    _, _, tail = rest.partition(end)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(head + section + tail)
