@@ -9,52 +9,17 @@ service-account token file and a CA file, plus the ``KUBERNETES_SERVICE_HOST`` a
 
 from __future__ import annotations
 
-import datetime
-import ipaddress
 import secrets
 import ssl
 from pathlib import Path
 
 import yaml
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
+from ..certificates import self_signed
 from .apiserver import FakeApiServer
 from .kubelet import FakeKubelet, Image, kernel_image
 
 KERNEL_IMAGE = "kernel-broker/kernel-python:test"
-
-
-def self_signed(cert_path: Path, key_path: Path) -> None:
-    """A certificate for 127.0.0.1 that is its own CA."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "fake-apiserver")])
-    start = datetime.datetime.now(datetime.UTC) - datetime.timedelta(minutes=5)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(start)
-        .not_valid_after(start + datetime.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
 
 
 class ControlPlane:
@@ -79,7 +44,7 @@ class ControlPlane:
         context = None
         if tls:
             key = self.workdir / "tls.key"
-            self_signed(self.ca_file, key)
+            self_signed(self.ca_file, key, "fake-apiserver")
             context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
             context.load_cert_chain(self.ca_file, key)
         await self.api.start(context)
