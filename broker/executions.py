@@ -20,7 +20,7 @@ from .errors import not_found
 from .wire import Message, make_message
 
 FINAL = ("ok", "error", "timeout", "cancelled", "aborted")
-_INTERRUPT_GRACE = 5.0
+_INTERRUPT_TRIES = 5  # an interrupt that lands before the code runs is lost: repeat it
 
 
 @dataclass(eq=False)
@@ -39,6 +39,7 @@ class Execution:
     _changed: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
     # set when the kernel reports busy with this request: an interrupt sent earlier is lost
     _started: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
+    _stop: asyncio.Event = field(default_factory=asyncio.Event, repr=False)  # cancel asked
 
     def add(self, event: dict[str, Any]) -> None:
         self.events.append(event)
@@ -144,17 +145,12 @@ class Executions:
         return list(self._all.values())
 
     async def cancel(self, ex: Execution) -> None:
-        """Drop a queued execution, or interrupt the kernel when it is the running one."""
+        """Drop a queued execution, or have the running one interrupted."""
         if ex.status == "queued":
             ex.finish("cancelled")
         elif ex is self._current and ex.status == "running":
             ex.status = "cancelling"
-            await self._interrupt_when_started(ex)
-
-    async def _interrupt_when_started(self, ex: Execution) -> None:
-        await ex._started.wait()
-        if ex.status not in FINAL:
-            await self.interrupt()
+            ex._stop.set()
 
     def close(self) -> None:
         self._worker.cancel()
@@ -229,14 +225,35 @@ class Executions:
             ex.finish("ok" if reply.get("status") == "ok" else "error")
 
     async def _wait(self, ex: Execution, done: asyncio.Event) -> None:
-        """Wait for the reply; past the timeout interrupt and give the kernel a grace period."""
+        """Wait for the reply; on timeout or cancel, interrupt until the kernel gives up."""
+        finished = asyncio.ensure_future(done.wait())
+        stop = asyncio.ensure_future(ex._stop.wait())
         try:
-            await asyncio.wait_for(asyncio.shield(done.wait()), ex.timeout)
+            await asyncio.wait({finished, stop}, timeout=ex.timeout, return_when="FIRST_COMPLETED")
+        finally:
+            stop.cancel()
+        if done.is_set():
             return
-        except TimeoutError:
+        if not ex._stop.is_set():
             ex.status = "timing out"
-            await self._interrupt_when_started(ex)
-        try:
-            await asyncio.wait_for(done.wait(), _INTERRUPT_GRACE)
+        # the kernel must have begun (it said so on iopub), or the interrupt hits nothing
+        started = asyncio.ensure_future(ex._started.wait())
+        await asyncio.wait({finished, started}, return_when="FIRST_COMPLETED")
+        started.cancel()
+        for attempt in range(_INTERRUPT_TRIES):
+            if done.is_set() or _interrupted(ex):
+                break
+            await self.interrupt()
+            try:
+                await asyncio.wait_for(asyncio.shield(finished), 0.5 * 2**attempt)
+            except TimeoutError:
+                continue
+        try:  # an interrupt that landed is answered; give the reply time to arrive
+            await asyncio.wait_for(finished, 10.0)
         except TimeoutError:
             ex.add({"type": "stderr", "text": "[kernel-broker] the interrupt was not answered\n"})
+
+
+def _interrupted(ex: Execution) -> bool:
+    """Whether the kernel already reported the KeyboardInterrupt (no need to send another)."""
+    return any(e["type"] == "error" and e.get("name") == "KeyboardInterrupt" for e in ex.events)

@@ -108,10 +108,11 @@ def test_cancel_a_queued_and_a_running_execution(broker: RunningBroker, kernel: 
 
 def test_client_disconnect_interrupts(broker: RunningBroker, kernel: str) -> None:
     url = f"{broker.url}/api/kernels/{kernel}/execute"
-    body = json.dumps({"code": "import time; time.sleep(60)"})
+    body = json.dumps({"code": "import time; print('sleeping', flush=True); time.sleep(60)"})
     with requests.post(url, data=body, headers=broker.headers(), stream=True, timeout=30) as r:
-        first = next(r.iter_lines())
-        assert json.loads(first)["type"] == "start"
+        lines = r.iter_lines()
+        assert json.loads(next(lines))["type"] == "start"
+        assert json.loads(next(lines))["text"] == "sleeping\n"  # the kernel is in the sleep
     began = time.monotonic()
     assert broker.stdout(kernel, "print('free')") == "free\n"
     assert time.monotonic() - began < 30

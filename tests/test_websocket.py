@@ -132,20 +132,25 @@ async def test_connections_are_counted_in_the_model(broker: RunningBroker, kerne
 
 
 async def test_reconnect_with_same_session_replays_missed_output(
-    broker: RunningBroker, kernel: str
+    broker: RunningBroker, kernel: str, tmp_path
 ) -> None:
+    go = tmp_path / "go"
     conn = await open_channels(broker, kernel, session_id="replay-me")
     await conn.request(
         "shell",
         "execute_request",
-        {"code": "import time\nfor i in range(5): print(i, flush=True); time.sleep(0.05)"},
+        {
+            "code": f"import os, time\nwhile not os.path.exists({str(go)!r}): time.sleep(0.01)\n"
+            "for i in range(5): print(i, flush=True)"
+        },
     )
     await conn.close()
-    # the execution runs on while nobody is connected
-    r = broker.request(
-        "POST", f"/api/kernels/{kernel}/execute", {"code": "print('after')"}
-    )  # queued behind it on the kernel: when it ends, the first one has ended too
-    assert r.status_code == 200
+    async with asyncio.timeout(30):  # output starts only once the broker saw the disconnect
+        while broker.request("GET", f"/api/kernels/{kernel}").json()["connections"]:
+            await asyncio.sleep(0.05)
+    go.touch()
+    # queued behind it on the kernel: when this answers, the first one has ended too
+    assert broker.stdout(kernel, "print('after')") == "after\n"
     async with await open_channels(broker, kernel, session_id="replay-me") as again:
         texts, reply = "", None
         while reply is None:
