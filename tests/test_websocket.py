@@ -136,7 +136,7 @@ async def test_reconnect_with_same_session_replays_missed_output(
 ) -> None:
     go = tmp_path / "go"
     conn = await open_channels(broker, kernel, session_id="replay-me")
-    await conn.request(
+    request = await conn.request(
         "shell",
         "execute_request",
         {
@@ -155,6 +155,8 @@ async def test_reconnect_with_same_session_replays_missed_output(
         texts, reply = "", None
         while reply is None:
             msg = await again.recv(timeout=30)
+            if msg.parent_msg_id != request.msg_id:
+                continue  # iopub of the later execution is replayed too, in between
             if msg.msg_type == "stream":
                 texts += msg.content_dict()["text"]
             elif msg.msg_type == "execute_reply":
