@@ -152,15 +152,14 @@ async def test_reconnect_with_same_session_replays_missed_output(
     # queued behind it on the kernel: when this answers, the first one has ended too
     assert broker.stdout(kernel, "print('after')") == "after\n"
     async with await open_channels(broker, kernel, session_id="replay-me") as again:
-        texts, reply = "", None
-        while reply is None:
+        texts, idle = "", False
+        while not idle:  # on iopub, idle comes after all of the request's output
             msg = await again.recv(timeout=30)
             if msg.parent_msg_id != request.msg_id:
                 continue  # iopub of the later execution is replayed too, in between
             if msg.msg_type == "stream":
                 texts += msg.content_dict()["text"]
-            elif msg.msg_type == "execute_reply":
-                reply = msg
+            idle = msg.msg_type == "status" and msg.content_dict()["execution_state"] == "idle"
         assert texts == "0\n1\n2\n3\n4\n"
 
 
