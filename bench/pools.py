@@ -29,7 +29,7 @@ from . import report
 from .anchors import ANCHORS, ensure_installed
 from .drivers import GatewayDriver
 from .kernelspec import SPEC_NAME, write_kernelspec
-from .measure import concurrent_starts, timed_start
+from .measure import cold_starts, concurrent_starts
 from .targets import Server, process_memory_mb, server_env, start_anchor, start_broker
 
 BEGIN = "<!-- bench:pools:begin (written by python -m bench.pools) -->"
@@ -61,15 +61,6 @@ async def wait_for_pool(server: Server, spec: str, size: int) -> float:
     return time.perf_counter() - began
 
 
-async def sequential_starts(driver: GatewayDriver, n: int) -> list[float]:
-    samples = []
-    for _ in range(n):
-        seconds, kernel = await timed_start(driver)
-        samples.append(seconds)
-        await kernel.close()
-    return samples
-
-
 def kernels_rss_mb(broker_pid: int) -> list[float]:
     """Resident memory of each kernel process the broker started (its children)."""
     pids = []
@@ -86,7 +77,7 @@ async def anchor_cold(workdir: Path, env: dict[str, str], starts: int) -> list[f
     anchor = ensure_installed(ANCHORS["eg"], log)
     server = await asyncio.to_thread(start_anchor, anchor, env, workdir, "bench-token")
     try:
-        return await sequential_starts(GatewayDriver(server, "v1"), starts)
+        return await cold_starts(GatewayDriver(server, "v1"), starts)
     finally:
         await asyncio.to_thread(server.stop)
 
@@ -115,7 +106,7 @@ async def broker_figures(workdir: Path, env: dict[str, str], args: argparse.Name
             "kernel_rss_mb": statistics.median(kernels) if kernels else None,
         }
         log("broker: pooled starts one after another")
-        out["pooled"] = await sequential_starts(driver, args.starts)
+        out["pooled"] = await cold_starts(driver, args.starts)  # each one served by the pool
         for n in sorted(args.concurrent):
             await wait_for_pool(server, SPEC_NAME, biggest)
             log(f"broker: {n} concurrent pooled starts")
@@ -129,7 +120,7 @@ async def broker_figures(workdir: Path, env: dict[str, str], args: argparse.Name
 async def broker_cold(workdir: Path, env: dict[str, str], starts: int) -> list[float]:
     server = await asyncio.to_thread(start_broker, env, workdir, "bench-token", "--pool-size=0")
     try:
-        return await sequential_starts(GatewayDriver(server, "v1"), starts)
+        return await cold_starts(GatewayDriver(server, "v1"), starts)
     finally:
         await asyncio.to_thread(server.stop)
 
