@@ -103,6 +103,12 @@ class Broker(Application):
         help="Largest frame sent to legacy-protocol clients (Jupyter Server's gateway client "
         "drops the connection above 10 MiB); bigger stream output is split.",
     )
+    stream_chunk_bytes = Int(
+        8 * 1024 * 1024,
+        config=True,
+        help="Stream output bigger than this reaches websockets as several stream messages "
+        "(same text, in order), so clients start on the first part sooner.",
+    )
     ws_ping_interval = Float(30.0, config=True, help="Seconds between websocket pings (0: off).")
     allow_origin = Unicode(
         "", config=True, help="Origin allowed for browser websockets besides the same origin."

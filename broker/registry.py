@@ -347,13 +347,13 @@ class KernelRegistry(LoggingConfigurable):
                 self.store.delete(kernel.id)
         self.log.info("kernel shut down id=%s", kernel.id)
 
-    async def restart(self, kernel: ManagedKernel, reason: str = "requested") -> None:
-        """Restart a kernel (same id and connection info); clients see ``restarting``."""
+    async def restart(self, kernel: ManagedKernel) -> None:
+        """Restart a kernel on request (same id); its state is gone, its clients stay."""
         async with kernel.lock:
             if kernel.id not in self.kernels:
                 raise not_found("kernel", kernel.id)
-            await self._restart_locked(kernel, now=reason != "requested")
-        self.log.info("kernel restarted id=%s reason=%s", kernel.id, reason)
+            await self._restart_locked(kernel, now=False)
+        self.log.info("kernel restarted id=%s", kernel.id)
 
     async def _restart_locked(self, kernel: ManagedKernel, now: bool) -> None:
         kernel.bridge.reset()

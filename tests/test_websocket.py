@@ -228,10 +228,11 @@ async def test_legacy_message_without_channel_goes_to_shell(
         assert msg.msg_type == "kernel_info_reply" and msg.parent_msg_id == "m1"
 
 
-async def test_large_output_to_legacy_clients_is_split_under_10_mib(
-    broker: RunningBroker, kernel: str
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+async def test_large_output_arrives_whole_in_parts_under_10_mib(
+    broker: RunningBroker, kernel: str, protocol: str
 ) -> None:
-    async with await open_channels(broker, kernel, protocol="legacy", max_size=10 * 2**20) as conn:
+    async with await open_channels(broker, kernel, protocol=protocol, max_size=10 * 2**20) as conn:
         reply, outputs = await conn.execute("print('x' * 25_000_000)", timeout=120)
         text = "".join(m.content_dict()["text"] for m in outputs if m.msg_type == "stream")
         assert len(text) == 25_000_001 and len(outputs) > 2

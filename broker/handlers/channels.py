@@ -81,6 +81,9 @@ class ChannelsHandler(AuthMixin, websocket.WebSocketHandler):
         self.set_nodelay(True)
         self.v1 = self.selected_subprotocol == V1_SUBPROTOCOL
         self.frame_limit = self.broker.legacy_max_frame_bytes
+        self.chunk = self.broker.stream_chunk_bytes
+        if not self.v1:
+            self.chunk = min(self.chunk, self.frame_limit - 4096)
         replayed = self.kernel.bridge.attach(self)
         log.info(
             "websocket open kernel=%s session=%s protocol=%s replayed=%d",
@@ -114,21 +117,23 @@ class ChannelsHandler(AuthMixin, websocket.WebSocketHandler):
 
     def deliver(self, msg: Message) -> None:
         try:
-            if self.v1:
-                self.write_message(pack_v1(msg), binary=True)
-                return
-            for part in self._legacy_parts(msg):
-                data, binary = pack_legacy(part)
-                self.write_message(data, binary=binary)
+            for part in self._parts(msg):
+                if self.v1:
+                    self.write_message(pack_v1(part), binary=True)
+                else:
+                    data, binary = pack_legacy(part)
+                    self.write_message(data, binary=binary)
         except websocket.WebSocketClosedError:
             pass
 
-    def _legacy_parts(self, msg: Message) -> list[Message]:
-        """Legacy clients (Jupyter Server's gateway client) drop frames over their limit."""
-        if msg.size <= self.frame_limit:
+    def _parts(self, msg: Message) -> list[Message]:
+        """Big stream output goes as several messages, so the client starts on the first
+        while the rest is on its way; legacy clients (Jupyter Server's gateway client)
+        also drop any frame over their limit, so other oversized messages become a notice."""
+        if msg.size <= self.chunk:
             return [msg]
-        parts = split_stream(msg, self.frame_limit - 4096)
-        if len(parts) > 1:
+        parts = split_stream(msg, self.chunk)
+        if len(parts) > 1 or self.v1 or msg.size <= self.frame_limit:
             return parts
         notice = (
             f"[kernel-broker] a {msg.msg_type} message of {msg.size} bytes was not sent: "
