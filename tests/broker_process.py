@@ -99,3 +99,18 @@ def start_broker(
         raise RuntimeError(f"broker did not start: {line}\n{log_path.read_text()}")
     url = line.rsplit(" ", 1)[1].strip().rstrip("/")
     return RunningBroker(proc, url, token, log_path)
+
+
+def start_users_broker(
+    tmp: Path,
+    users: dict[str, Any],
+    admin_token: str,
+    *args: str,
+    env: dict[str, str] | None = None,
+) -> RunningBroker:
+    """A broker whose tokens come from a users file; requests default to the admin's token."""
+    users_file = tmp / "users.json"
+    users_file.write_text(json.dumps(users))
+    broker = start_broker(tmp, f"--users-file={users_file}", *args, token=None, env=env)
+    broker.token = admin_token
+    return broker

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 
 import pytest
@@ -10,7 +9,7 @@ from websockets.exceptions import InvalidStatus
 
 from broker.client import ChannelsConnection
 
-from .broker_process import RunningBroker, start_broker
+from .broker_process import RunningBroker, start_users_broker
 
 USERS = {
     "users": [
@@ -25,17 +24,9 @@ USERS = {
 @pytest.fixture(scope="module")
 def users_broker(tmp_path_factory, broker_env) -> Iterator[RunningBroker]:
     tmp = tmp_path_factory.mktemp("users")
-    users = tmp / "users.json"
-    users.write_text(json.dumps(USERS))
-    b = start_broker(
-        tmp,
-        f"--users-file={users}",
-        "--max-kernels-per-user=2",
-        "--max-kernels=4",
-        token=None,
-        env=broker_env,
+    b = start_users_broker(
+        tmp, USERS, "admin-token", "--max-kernels-per-user=2", "--max-kernels=4", env=broker_env
     )
-    b.token = "admin-token"
     yield b
     b.stop()
 

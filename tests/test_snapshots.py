@@ -7,7 +7,6 @@ limit is set low (2 MB) so that the 413 is cheap to reach.
 from __future__ import annotations
 
 import importlib.util
-import json
 import os
 import stat
 from collections.abc import Iterator
@@ -18,7 +17,7 @@ import requests
 
 from broker import snapshot_kernel
 
-from .broker_process import RunningBroker, start_broker
+from .broker_process import RunningBroker, start_users_broker
 
 USERS = {
     "users": [
@@ -65,17 +64,14 @@ def state_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def snap_broker(tmp_path_factory, broker_env, state_dir) -> Iterator[RunningBroker]:
     tmp = tmp_path_factory.mktemp("snapshots")
-    users = tmp / "users.json"
-    users.write_text(json.dumps(USERS))
-    b = start_broker(
+    b = start_users_broker(
         tmp,
-        f"--users-file={users}",
+        USERS,
+        ADMIN,
         f"--state-dir={state_dir}",
         "--SnapshotStore.max_bytes=2000000",
-        token=None,
         env=broker_env,
     )
-    b.token = ADMIN
     yield b
     b.stop()
 
