@@ -20,7 +20,7 @@ from .errors import not_found
 from .wire import Message, make_message
 
 FINAL = ("ok", "error", "timeout", "cancelled", "aborted")
-_INTERRUPT_TRIES = 5  # an interrupt that lands before the code runs is lost: repeat it
+_INTERRUPT_TRIES = 3  # an interrupt that lands before the code runs is lost: repeat it
 
 
 @dataclass(eq=False)
@@ -37,8 +37,10 @@ class Execution:
     finished: float | None = None
     events: list[dict[str, Any]] = field(default_factory=list)
     _changed: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
-    # set when the kernel reports busy with this request: an interrupt sent earlier is lost
+    # set when the kernel is about to run the code (execute_input): earlier, an interrupt is lost
     _started: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
+    # set with the execute_reply: later, an interrupt would hit whatever the kernel does next
+    _replied: bool = field(default=False, repr=False)
     _stop: asyncio.Event = field(default_factory=asyncio.Event, repr=False)  # cancel asked
 
     def add(self, event: dict[str, Any]) -> None:
@@ -184,14 +186,15 @@ class Executions:
                     state["lost"] = True
                     done.set()
                 state["idle"] = state["idle"] or execution_state == "idle"
-                if execution_state == "busy":
-                    ex._started.set()
+            elif msg.channel == "iopub" and msg.msg_type == "execute_input":
+                ex._started.set()
             elif msg.channel == "iopub":
                 event = event_from(msg)
                 if event is not None:
                     ex.add(event)
             elif msg.msg_type == "execute_reply":
                 state["reply"] = msg.content_dict()
+                ex._replied = True
             if state["reply"] is not None and state["idle"]:
                 done.set()
 
@@ -241,11 +244,11 @@ class Executions:
         await asyncio.wait({finished, started}, return_when="FIRST_COMPLETED")
         started.cancel()
         for attempt in range(_INTERRUPT_TRIES):
-            if done.is_set() or _interrupted(ex):
+            if done.is_set() or ex._replied or _interrupted(ex):
                 break
             await self.interrupt()
             try:
-                await asyncio.wait_for(asyncio.shield(finished), 0.5 * 2**attempt)
+                await asyncio.wait_for(asyncio.shield(finished), 2.0**attempt)
             except TimeoutError:
                 continue
         try:  # an interrupt that landed is answered; give the reply time to arrive
