@@ -84,7 +84,7 @@ def start_broker(
     log_path = tmp / f"broker-{os.getpid()}-{len(list(tmp.glob('broker-*.log')))}.log"
     cmd = [sys.executable, "-m", "broker", "serve", "--ip", "127.0.0.1", "--port", "0", *args]
     if token:
-        cmd += ["--token", token]
+        cmd.append(f"--token={token}")
     full_env = {**os.environ, **(env or {})}
     full_env.pop("BROKER_TOKEN", None)
     log_file = open(log_path, "wb")  # noqa: SIM115 - the process writes to it until it ends
