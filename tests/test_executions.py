@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
+from collections.abc import Iterator
 
 import requests
 
@@ -88,13 +90,23 @@ def test_timeout_interrupts_the_kernel(broker: RunningBroker, kernel: str) -> No
     assert broker.stdout(kernel, "print('alive')") == "alive\n"
 
 
-def test_cancel_a_queued_and_a_running_execution(broker: RunningBroker, kernel: str) -> None:
+@contextlib.contextmanager
+def sleeping_execution(broker: RunningBroker, kernel: str) -> Iterator[tuple[str, Iterator[bytes]]]:
+    """A streamed execution that printed 'sleeping' and sleeps: (its id, the rest of its lines).
+
+    Waiting for the print makes sure the kernel runs the code before the test acts on it.
+    """
     url = f"{broker.url}/api/kernels/{kernel}/execute"
-    body = json.dumps({"code": "import time; print('started', flush=True); time.sleep(60)"})
+    body = json.dumps({"code": "import time; print('sleeping', flush=True); time.sleep(60)"})
     with requests.post(url, data=body, headers=broker.headers(), stream=True, timeout=60) as r:
         lines = r.iter_lines()
-        running = json.loads(next(lines))["execution_id"]
-        assert json.loads(next(lines)) == {"type": "stdout", "text": "started\n"}
+        exec_id = json.loads(next(lines))["execution_id"]
+        assert json.loads(next(lines)) == {"type": "stdout", "text": "sleeping\n"}
+        yield exec_id, lines
+
+
+def test_cancel_a_queued_and_a_running_execution(broker: RunningBroker, kernel: str) -> None:
+    with sleeping_execution(broker, kernel) as (running, lines):
         queued = broker.request(
             "POST", f"/api/kernels/{kernel}/execute", {"code": "print('never')", "background": True}
         ).json()["id"]
@@ -107,12 +119,8 @@ def test_cancel_a_queued_and_a_running_execution(broker: RunningBroker, kernel: 
 
 
 def test_client_disconnect_interrupts(broker: RunningBroker, kernel: str) -> None:
-    url = f"{broker.url}/api/kernels/{kernel}/execute"
-    body = json.dumps({"code": "import time; print('sleeping', flush=True); time.sleep(60)"})
-    with requests.post(url, data=body, headers=broker.headers(), stream=True, timeout=30) as r:
-        lines = r.iter_lines()
-        assert json.loads(next(lines))["type"] == "start"
-        assert json.loads(next(lines))["text"] == "sleeping\n"  # the kernel is in the sleep
+    with sleeping_execution(broker, kernel):
+        pass  # the client goes away while the kernel sleeps
     began = time.monotonic()
     assert broker.stdout(kernel, "print('free')") == "free\n"
     assert time.monotonic() - began < 30
@@ -149,12 +157,7 @@ def test_parallel_streams_on_two_kernels(broker: RunningBroker) -> None:
 
 
 def test_restart_ends_a_running_execution_as_aborted(broker: RunningBroker, kernel: str) -> None:
-    url = f"{broker.url}/api/kernels/{kernel}/execute"
-    body = json.dumps({"code": "import time; print('go', flush=True); time.sleep(60)"})
-    with requests.post(url, data=body, headers=broker.headers(), stream=True, timeout=60) as r:
-        lines = r.iter_lines()
-        next(lines)
-        assert json.loads(next(lines))["text"] == "go\n"
+    with sleeping_execution(broker, kernel) as (_, lines):
         assert broker.request("POST", f"/api/kernels/{kernel}/restart").status_code == 200
         rest = [json.loads(line) for line in lines]
     assert rest[-1]["status"] == "aborted"
