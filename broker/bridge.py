@@ -15,6 +15,7 @@ import json
 import logging
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -29,6 +30,7 @@ log = logging.getLogger("broker.bridge")
 
 Consumer = Callable[[Message], None]
 _MAX_ROUTES = 10_000
+_MAX_HELD = 1_000  # client messages kept while a kernel restarts
 _SOCKET_TYPES = {"shell": zmq.DEALER, "control": zmq.DEALER, "stdin": zmq.DEALER, "iopub": zmq.SUB}
 
 
@@ -113,6 +115,7 @@ class Bridge:
         self._ready = asyncio.Event()
         self._iopub_seen = asyncio.Event()
         self._handshake: asyncio.Task[None] | None = None
+        self._held: deque[Message] = deque()
 
     def _use(self, info: dict[str, Any]) -> None:
         self.info = info
@@ -166,11 +169,11 @@ class Bridge:
     def reconnect(self, connection_info: dict[str, Any]) -> None:
         """Point the sockets at new connection info (a restarted pod has a new IP).
 
-        Clients stay attached; the handshake must run again before the next connection.
+        Part of a restart, after :meth:`reset`: clients stay attached, and what they sent
+        meanwhile is held for the new kernel.
         """
         self._close_sockets()
         self._use(connection_info)
-        self.reset()
         self.open()
 
     async def close(self, code: int = 1001, reason: str = "kernel shut down") -> None:
@@ -180,6 +183,7 @@ class Bridge:
         self.connections.clear()
         self._close_sockets()
         self._buffers.clear()
+        self._held.clear()
 
     # --- readiness -------------------------------------------------------------
 
@@ -223,6 +227,10 @@ class Bridge:
             finally:
                 for msg_id in ids:
                     self._consumers.pop(msg_id, None)
+        # No await between the last check of the queue and ready: nothing can slip past it.
+        while self._held:
+            msg = self._held.popleft()
+            await self._sockets[msg.channel].send_multipart(to_zmq(msg, self.signer))
         self._ready.set()
 
     @staticmethod
@@ -231,7 +239,7 @@ class Bridge:
         await b.wait()
 
     def reset(self) -> None:
-        """The kernel restarted: redo the handshake before the next connection; forget requests.
+        """The kernel restarts: forget its requests; hold what clients send until it answers.
 
         Internal consumers are told with a ``restarting`` status (their requests will never
         be answered); websocket clients are not, unless the restart was automatic.
@@ -239,6 +247,7 @@ class Bridge:
         self._ready.clear()
         self._iopub_seen.clear()
         self._routes.clear()
+        self._held.clear()  # what was sent to the kernel that died is gone with it
         lost = make_message(
             "iopub", "status", {"execution_state": "restarting"}, session=self.session
         )
@@ -339,7 +348,23 @@ class Bridge:
                 self._routes.pop(next(iter(self._routes)))
         self.last_activity = time.time()
         self.metrics.count_message("to_kernel", msg.channel, msg.size)
+        if not self._ready.is_set():
+            self._hold(msg)
+            return
         await sock.send_multipart(to_zmq(msg, self.signer))
+
+    def _hold(self, msg: Message) -> None:
+        """Keep a message until the restarting kernel answers kernel_info.
+
+        The sockets may still point at the kernel that died (a restart can move its
+        addresses and key), where the message would be lost; the handshake sends it.
+        """
+        if len(self._held) >= _MAX_HELD:
+            dropped = self._held.popleft()
+            log.warning(
+                "kernel %s: restarting; dropped a held %s message", self.kernel_id, dropped.msg_type
+            )
+        self._held.append(msg)
 
     def _check_msg_id(self, msg_id: str, conn: Connection) -> None:
         """Refuse a msg_id that routes another request's replies (seen on iopub by everyone)."""

@@ -64,6 +64,21 @@ async def test_dead_kernel_restarts_automatically(broker: RunningBroker, kernel:
     assert broker.request("GET", f"/api/kernels/{kernel}").json()["execution_state"] != "dead"
 
 
+async def test_requests_sent_during_a_restart_reach_the_new_kernel(
+    broker: RunningBroker, kernel: str
+) -> None:
+    """What a client sends between ``restarting`` and the new kernel's first answer is
+    held by the broker and delivered, in order, to the new kernel (not to the dead one)."""
+    async with await ChannelsConnection.connect(broker.url, kernel, broker.token) as conn:
+        await conn.request("shell", "execute_request", {"code": "import os; os._exit(1)"})
+        await statuses_until(conn, "restarting")
+        first = await conn.request("shell", "execute_request", {"code": "n = 1"})
+        reply, outputs = await conn.execute("n + 1")
+        assert reply.content_dict()["status"] == "ok"
+        assert outputs[-1].content_dict()["data"]["text/plain"] == "2"
+        assert reply.content_dict()["execution_count"] == 2, first.msg_id
+
+
 async def test_kernel_past_restart_limit_is_reported_dead(tmp_path, broker_env) -> None:
     b = start_broker(tmp_path, "--KernelRegistry.restart_limit=0", env=broker_env)
     try:

@@ -26,6 +26,15 @@ def channels_url(base_url: str, kernel_id: str, session_id: str) -> str:
     return f"{ws.rstrip('/')}/api/kernels/{quote(kernel_id)}/channels?session_id={session_id}"
 
 
+def stream_text(outputs: list[Message], name: str = "stdout") -> str:
+    """The text a stream printed, joined: a kernel may flush one print in several messages."""
+    return "".join(
+        m.content_dict()["text"]
+        for m in outputs
+        if m.msg_type == "stream" and m.content_dict().get("name") == name
+    )
+
+
 class ChannelsConnection:
     """Send and receive Jupyter messages of one kernel over the broker's websocket."""
 

@@ -10,7 +10,7 @@ import requests
 from jupyter_server.gateway.gateway_client import GatewayClient
 from jupyter_server.gateway.managers import GatewayKernelManager
 
-from broker.client import ChannelsConnection
+from broker.client import ChannelsConnection, stream_text
 
 from ..broker_process import RunningBroker
 from .conftest import MARKED_SPEC
@@ -83,7 +83,7 @@ async def test_jupyter_server_session_executes_on_broker(
             reply, outputs = await conn.execute("print('through jupyter server'); 6 * 7")
         assert reply.content_dict()["status"] == "ok"
         by_type = {m.msg_type: m.content_dict() for m in outputs}
-        assert by_type["stream"]["text"] == "through jupyter server\n"
+        assert stream_text(outputs) == "through jupyter server\n"
         assert by_type["execute_result"]["data"]["text/plain"] == "42"
     finally:
         server_call(jupyter_server, "DELETE", f"/api/sessions/{session['id']}")

@@ -9,7 +9,7 @@ import time
 import pytest
 from tornado.httpclient import AsyncHTTPClient
 
-from broker.client import BrokerAPIError, BrokerREST, ChannelsConnection
+from broker.client import BrokerAPIError, BrokerREST, ChannelsConnection, stream_text
 from broker.provisioners.pod import LABEL_KERNEL_ID, LABEL_OWNER
 
 from ..broker_process import start_broker
@@ -98,7 +98,7 @@ async def test_pooled_pod_is_relabelled_at_hand_out(control_plane, tmp_path):
         assert pod["metadata"]["labels"][LABEL_OWNER] == "alice"
         async with await ChannelsConnection.connect(broker.url, model["id"], broker.token) as c:
             _, outputs = await c.execute("import os; print(os.environ['KERNEL_USERNAME'])")
-            assert outputs[0].content_dict()["text"] == "alice\n"
+            assert stream_text(outputs) == "alice\n"
         began = time.perf_counter()
         cold = await rest.start_kernel("pod", {"KERNEL_USERNAME": "bob", "KERNEL_CPUS": "1"})
         cold_time = time.perf_counter() - began

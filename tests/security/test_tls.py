@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from broker.client import ChannelsConnection
+from broker.client import ChannelsConnection, stream_text
 
 from ..broker_process import RunningBroker, start_broker
 from ..certificates import self_signed
@@ -51,4 +51,4 @@ async def test_wss_executes_code(tls: tuple[RunningBroker, Path]) -> None:
         reply, outputs = await conn.execute("print('over tls')")
     b.request("DELETE", f"/api/kernels/{kernel}", verify=str(certfile))
     assert reply.content_dict()["status"] == "ok"
-    assert outputs[0].content_dict()["text"] == "over tls\n"
+    assert stream_text(outputs) == "over tls\n"

@@ -19,7 +19,7 @@ from collections.abc import Iterator
 import pytest
 from websockets.exceptions import ConnectionClosed
 
-from broker.client import ChannelsConnection
+from broker.client import ChannelsConnection, stream_text
 
 from ..broker_process import RunningBroker, start_broker
 from .ws_frames import MALFORMED, MAX_MESSAGE_BYTES, ODD_BUT_VALID
@@ -67,7 +67,7 @@ async def close_code(conn: ChannelsConnection) -> int:
 async def assert_executes(conn: ChannelsConnection) -> None:
     reply, outputs = await conn.execute("print(6 * 7)")
     assert reply.content_dict()["status"] == "ok"
-    assert [m.content_dict()["text"] for m in outputs] == ["42\n"]
+    assert stream_text(outputs) == "42\n"
 
 
 @pytest.mark.parametrize("kind", sorted(MALFORMED))
