@@ -260,7 +260,10 @@ class Broker(Application):
 
     async def serve(self) -> None:
         """Listen until SIGTERM or SIGINT, then drain."""
-        self.registry = KernelRegistry(self.specs, self.metrics, parent=self)
+        sole = self.auth.sole_user
+        self.registry = KernelRegistry(
+            self.specs, self.metrics, pool_owner=sole.name if sole else "", parent=self
+        )
         self.sessions = SessionStore(self.registry)
         self.snapshots = SnapshotStore(self.registry.state_dir, parent=self)
         ssl_ctx = self._ssl_context()

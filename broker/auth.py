@@ -64,6 +64,13 @@ class Authenticator:
             raise ValueError(f"{path}: no users defined")
         return cls(entries)
 
+    @property
+    def sole_user(self) -> User | None:
+        """The one user every request is made as (a shared token, no auth), else None."""
+        if not self.enabled:
+            return ANONYMOUS
+        return self._entries[0][1] if len(self._entries) == 1 else None
+
     def authenticate(self, token: str | None) -> User | None:
         """The user holding ``token``, or None. Every entry is compared, in constant time."""
         if not self.enabled:

@@ -113,7 +113,7 @@ class KernelLauncher:
             status = getattr(e, "status", 500)
             status = status if status in (400, 403, 500, 503) else 500
             raise BrokerError(status, f"Kernel {name!r} failed to start: {e}") from e
-        return WarmKernel(name, km, bridge)
+        return WarmKernel(name, km, bridge, env=dict(env), cwd=cwd)
 
     async def discard(self, km: AsyncKernelManager, bridge: Bridge | None = None) -> None:
         """Stop a kernel and remove its files (a failed start, a pool kernel, a dead record)."""

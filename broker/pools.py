@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from jupyter_client.manager import AsyncKernelManager
-from traitlets import Dict, Int, List, Unicode
+from traitlets import Dict, Float, Int, List, Unicode
 from traitlets.config import LoggingConfigurable
 
 from .bridge import Bridge
@@ -27,6 +27,8 @@ class WarmKernel:
     manager: AsyncKernelManager
     bridge: Bridge
     created: float = field(default_factory=time.time)
+    env: dict[str, str] = field(default_factory=dict)  # what it was started with
+    cwd: str = ""
 
 
 Spawn = Callable[[str], Awaitable[WarmKernel]]
@@ -52,6 +54,15 @@ class KernelPools(LoggingConfigurable):
     max_concurrent_refills = Int(
         2, config=True, help="Pool kernels started at once, so a burst does not starve the host."
     )
+    refill_delay = Float(
+        0.25,
+        config=True,
+        help="Seconds hand-outs from a pool must pause before it refills: a kernel booting "
+        "takes a whole core for about a second, which would slow the starts of a burst.",
+    )
+    refill_max_delay = Float(
+        2.0, config=True, help="Seconds after a hand-out by which its refill starts anyway."
+    )
     late_env = List(
         Unicode(),
         default_value=["KERNEL_USERNAME", "KERNEL_WORKING_DIR", "KERNEL_LAUNCH_TIMEOUT"],
@@ -70,6 +81,7 @@ class KernelPools(LoggingConfigurable):
         self._slots = asyncio.Semaphore(self.max_concurrent_refills)
         self._tasks: set[asyncio.Task[None]] = set()
         self._closed = False
+        self._deferred: dict[str, tuple[float, asyncio.TimerHandle]] = {}
 
     def configured(self, default_spec: str) -> dict[str, int]:
         sizes = dict(self.sizes) or {default_spec: self.default_pool_size}
@@ -102,8 +114,23 @@ class KernelPools(LoggingConfigurable):
                 else:
                     await self._discard(candidate)
         self.metrics.pool_requests[name, "hit" if warm else "miss"] += 1
-        self._refill(name)
+        self._refill_after_pause(name)
         return warm
+
+    def _refill_after_pause(self, name: str) -> None:
+        """Refill once hand-outs pause for refill_delay, or refill_max_delay after the first."""
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        first, handle = self._deferred.pop(name, (now, None))
+        if handle is not None:
+            handle.cancel()
+        delay = max(0.0, min(self.refill_delay, first + self.refill_max_delay - now))
+        self._deferred[name] = (first, loop.call_later(delay, self._refill_deferred, name))
+
+    def _refill_deferred(self, name: str) -> None:
+        del self._deferred[name]
+        if not self._closed:
+            self._refill(name)
 
     def _refill(self, name: str) -> None:
         missing = self._targets[name] - len(self.ready[name]) - self._filling.get(name, 0)
@@ -144,6 +171,9 @@ class KernelPools(LoggingConfigurable):
     async def close(self, keep: bool = False) -> None:
         """Stop refilling; shut every warm kernel down unless ``keep`` (they are recorded)."""
         self._closed = True
+        for _, handle in self._deferred.values():
+            handle.cancel()
+        self._deferred.clear()
         for task in list(self._tasks):
             task.cancel()
         if keep:

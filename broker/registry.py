@@ -139,10 +139,15 @@ class KernelRegistry(LoggingConfigurable):
     def _default_working_dir(self) -> str:
         return os.getcwd()
 
-    def __init__(self, specs: KernelSpecs, metrics: Metrics, **kwargs: Any) -> None:
+    def __init__(
+        self, specs: KernelSpecs, metrics: Metrics, pool_owner: str = "", **kwargs: Any
+    ) -> None:
+        """``pool_owner``: the only user of this broker, if it has one (pool kernels are
+        then started as theirs, so handing one out needs no late environment)."""
         super().__init__(**kwargs)
         self.specs = specs
         self.metrics = metrics
+        self.pool_owner = pool_owner
         self.kernels: dict[str, ManagedKernel] = {}
         self.accepting = True
         self.store = KernelStore(self.state_dir) if self.state_dir else None
@@ -254,7 +259,8 @@ class KernelRegistry(LoggingConfigurable):
         """A pooled kernel with the request's late variables applied, else a new one."""
         warm = await self.pools.take(name, env)
         if warm is not None:
-            await self._apply_late_env(warm, env, cwd)
+            if (warm.env, warm.cwd) != (env, cwd):
+                await self._apply_late_env(warm, env, cwd)
             return warm
         async with self._start_slots:
             return await self.launcher.spawn(name, env, cwd, timeout, kernel_id)
@@ -288,7 +294,8 @@ class KernelRegistry(LoggingConfigurable):
 
     async def _spawn_warm(self, name: str) -> WarmKernel:
         """A pool kernel; recorded too, so that a broker killed with -9 leaves no orphan."""
-        warm = await self.launcher.spawn(name, {}, self.working_dir, self.launch_timeout)
+        env = {"KERNEL_USERNAME": self.pool_owner} if self.pool_owner else {}
+        warm = await self.launcher.spawn(name, env, self.working_dir, self.launch_timeout)
         if self.store is not None:
             self.store.save(await self.launcher.record(warm.manager.kernel_id, warm, None))
         return warm

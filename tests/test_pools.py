@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from .broker_process import RunningBroker, start_broker
+from .broker_process import RunningBroker, start_broker, start_users_broker
 
 
 def pool_requests(b: RunningBroker, outcome: str) -> float:
@@ -91,6 +91,44 @@ async def test_other_variables_mean_a_cold_start(pooled: RunningBroker) -> None:
         assert pooled.stdout(kernel, "import os; print(os.environ['KERNEL_EXTRA'])") == "1\n"
     finally:
         pooled.delete_kernel(kernel)
+
+
+async def test_each_user_gets_their_own_name_in_a_pooled_kernel(tmp_path, broker_env) -> None:
+    """With several users the pool cannot start kernels as their owner: the late
+    environment sets it at hand-out (a sole user's pool kernels start as theirs)."""
+    users = {"users": [{"name": n, "token": f"{n}-token"} for n in ("alice", "bob")]}
+    b = start_users_broker(tmp_path, users, "alice-token", "--pool-size=2", env=broker_env)
+    try:
+        await wait_for_pool(b, 2)
+        for name in ("alice", "bob"):
+            b.token = f"{name}-token"
+            kernel = b.start_kernel()
+            code = "import os; print(os.environ['KERNEL_USERNAME'])"
+            assert b.stdout(kernel, code) == f"{name}\n"
+        assert pool_requests(b, "hit") == 2
+    finally:
+        b.stop()
+
+
+async def test_refills_wait_for_hand_outs_to_pause(tmp_path, broker_env) -> None:
+    """A kernel booting for the pool would take a core from the starts of a burst."""
+    b = start_broker(
+        tmp_path,
+        "--pool-size=1",
+        "--KernelPools.refill_delay=1.5",
+        "--KernelPools.refill_max_delay=1.5",
+        env=broker_env,
+    )
+    try:
+        await wait_for_pool(b, 1)
+        began = time.monotonic()
+        kernel = b.start_kernel()
+        await wait_for_pool(b, 1)
+        assert time.monotonic() - began >= 1.5
+        assert pool_requests(b, "hit") == 1
+        b.delete_kernel(kernel)
+    finally:
+        b.stop()
 
 
 def test_pool_kernels_are_not_listed_and_stop_with_the_broker(tmp_path, broker_env) -> None:
