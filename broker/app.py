@@ -28,6 +28,7 @@ from .metrics import Metrics
 from .pools import KernelPools
 from .provisioners.local import BrokerLocalProvisioner
 from .registry import KernelRegistry
+from .replicas import Replicas
 from .sessions import SessionStore
 from .snapshots import SnapshotStore
 
@@ -148,6 +149,7 @@ class Broker(Application):
     classes = [
         KernelRegistry,
         KernelPools,
+        Replicas,
         SnapshotStore,
         BrokerLocalProvisioner,
         KernelSpecManager,

@@ -58,6 +58,8 @@ class KernelLauncher:
         self.replay_messages = replay_messages
         self.independent = independent
         self.context = zmq.asyncio.Context()
+        # ids being started: a survey of the cluster must not adopt them a second time
+        self.spawning: set[str] = set()
 
     def _manager(self, spawn_id: str, name: str) -> AsyncKernelManager:
         kernel_dir = os.path.join(self.runtime_dir, spawn_id)
@@ -96,6 +98,7 @@ class KernelLauncher:
         spawn_id = kernel_id or str(uuid.uuid4())
         km = self._manager(spawn_id, name)
         bridge: Bridge | None = None
+        self.spawning.add(spawn_id)
         try:
             await km.start_kernel(
                 kernel_id=spawn_id,
@@ -113,6 +116,8 @@ class KernelLauncher:
             status = getattr(e, "status", 500)
             status = status if status in (400, 403, 500, 503) else 500
             raise BrokerError(status, f"Kernel {name!r} failed to start: {e}") from e
+        finally:
+            self.spawning.discard(spawn_id)
         return WarmKernel(name, km, bridge, env=dict(env), cwd=cwd)
 
     async def discard(self, km: AsyncKernelManager, bridge: Bridge | None = None) -> None:
@@ -148,22 +153,26 @@ class KernelLauncher:
         }
 
     async def adopt(self, record: dict[str, Any], timeout: float) -> WarmKernel | None:
-        """The recorded kernel if it still answers kernel_info; otherwise stop what is left."""
-        info = record["connection_info"]
+        """The recorded kernel if it still answers kernel_info; otherwise stop what is left.
+
+        A record without ``connection_info`` (a pod's, see ``podrecords.py``) takes it from
+        the provisioner, which reads it where the kernel keeps it (the pod's Secret).
+        """
+        connection_file = record.get("connection_file") or os.path.join(
+            self.runtime_dir, record["id"], "connection.json"
+        )
         km = AsyncKernelManager(
             parent=self.parent,
             kernel_name=record["name"],
             kernel_spec_manager=self.specs,
-            connection_file=record["connection_file"],
-            transport=info.get("transport", "tcp"),
-            ip=info.get("ip", "127.0.0.1"),
+            connection_file=connection_file,
         )
-        km.load_connection_info(info)
         km.kernel_id = record["id"]
         km._launch_args = dict(record["launch_args"])
         factory = KernelProvisionerFactory.instance(parent=self.parent)
         km.provisioner = factory.create_provisioner_instance(record["id"], km.kernel_spec, km)
         await km.provisioner.load_provisioner_info(record["provisioner_info"])
+        km.load_connection_info(record["connection_info"] or km.provisioner.connection_info)
         bridge = self.bridge_for(record["id"], km)
         warm = WarmKernel(record["name"], km, bridge, created=record.get("created", 0))
         try:

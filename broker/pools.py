@@ -17,6 +17,8 @@ from .bridge import Bridge
 from .metrics import Metrics
 
 log = logging.getLogger("broker.pools")
+# Pool kernels' ids until they are handed out, so that a broker finding one knows it is warm.
+WARM_PREFIX = "warm-"
 
 
 @dataclass(eq=False)
@@ -81,6 +83,8 @@ class KernelPools(LoggingConfigurable):
         self._slots = asyncio.Semaphore(self.max_concurrent_refills)
         self._tasks: set[asyncio.Task[None]] = set()
         self._closed = False
+        # whether this broker keeps a spec's pool (with replicas: the Lease holder does)
+        self.may_refill: Callable[[str], bool] = lambda name: True
         self._deferred: dict[str, tuple[float, asyncio.TimerHandle]] = {}
 
     def configured(self, default_spec: str) -> dict[str, int]:
@@ -132,7 +136,19 @@ class KernelPools(LoggingConfigurable):
         if not self._closed:
             self._refill(name)
 
+    def refill_all(self) -> None:
+        """Top every pool up (this broker has just become the one that keeps them)."""
+        for name in getattr(self, "_targets", {}):
+            self._refill(name)
+
+    def release(self, name: str) -> list[WarmKernel]:
+        """Stop handing out ``name``'s warm kernels (another broker keeps them now)."""
+        released, self.ready[name] = self.ready.get(name, []), []
+        return released
+
     def _refill(self, name: str) -> None:
+        if not self.may_refill(name):
+            return
         missing = self._targets[name] - len(self.ready[name]) - self._filling.get(name, 0)
         for _ in range(max(0, missing)):
             self._filling[name] = self._filling.get(name, 0) + 1
@@ -168,16 +184,14 @@ class KernelPools(LoggingConfigurable):
             for n, w in sorted(self.ready.items())
         ]
 
-    async def close(self, keep: bool = False) -> None:
-        """Stop refilling; shut every warm kernel down unless ``keep`` (they are recorded)."""
+    async def close(self, keep: Callable[[WarmKernel], bool] = lambda warm: False) -> None:
+        """Stop refilling; shut down every warm kernel but those ``keep`` says outlive us."""
         self._closed = True
         for _, handle in self._deferred.values():
             handle.cancel()
         self._deferred.clear()
         for task in list(self._tasks):
             task.cancel()
-        if keep:
-            return
-        warm = [w for kernels in self.ready.values() for w in kernels]
+        warm = [w for kernels in self.ready.values() for w in kernels if not keep(w)]
         self.ready.clear()
         await asyncio.gather(*(self._discard(w) for w in warm), return_exceptions=True)

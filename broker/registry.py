@@ -10,6 +10,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -26,7 +27,8 @@ from .kernel_env import launch_timeout, validate_request_env
 from .kernelspecs import KernelSpecs
 from .launch import KernelLauncher
 from .metrics import Metrics
-from .pools import KernelPools, WarmKernel
+from .pools import WARM_PREFIX, KernelPools, WarmKernel
+from .replicas import Replicas
 from .store import KernelStore
 from .wire import make_message
 
@@ -168,15 +170,23 @@ class KernelRegistry(LoggingConfigurable):
             independent=self.store is not None,
         )
         self.pools = KernelPools(self._spawn_warm, self._discard_warm, metrics, parent=self)
+        self.replicas = Replicas(specs, parent=self)
+        self.pools.may_refill = self.replicas.leads
+        self._adopting: dict[str, asyncio.Future[None]] = {}  # kernel id: adoption done
         self._starting = 0
+        self._started = False
         self._start_slots = asyncio.Semaphore(self.max_concurrent_starts)
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start_background(self) -> None:
-        """Adopt recorded kernels, fill the pools, start the monitor and the culler."""
+        """Adopt recorded kernels and kernel pods, fill the pools, start the monitor and the
+        culler."""
+        await self.replicas.start(self._on_leadership)
         if self.store is not None:
-            await self._adopt_recorded()
+            await self._adopt(self.store.load_all(), self.store.delete)
+        await self._survey()
         self.pools.start(self.specs.default_name)
+        self._started = True
         self._tasks.append(asyncio.ensure_future(self._monitor()))
         if self.cull_idle_timeout > 0:
             self._tasks.append(asyncio.ensure_future(self._cull()))
@@ -189,6 +199,17 @@ class KernelRegistry(LoggingConfigurable):
         if kernel is None or not user.owns(kernel.owner):
             raise not_found("kernel", kernel_id)
         return kernel
+
+    async def find(self, kernel_id: str, user: User) -> ManagedKernel:
+        """As :meth:`get`, but a kernel pod another replica started is attached first.
+
+        The pod's owner annotation is checked before anything is attached.
+        """
+        if kernel_id not in self.kernels:
+            record = await self.replicas.find(kernel_id)
+            if record is not None and record["owner"] and user.owns(record["owner"]):
+                await self._adopt([record], lambda _: None)
+        return self.get(kernel_id, user)
 
     def list(self, user: User) -> list[ManagedKernel]:
         return [k for k in self.kernels.values() if user.owns(k.owner)]
@@ -295,7 +316,9 @@ class KernelRegistry(LoggingConfigurable):
     async def _spawn_warm(self, name: str) -> WarmKernel:
         """A pool kernel; recorded too, so that a broker killed with -9 leaves no orphan."""
         env = {"KERNEL_USERNAME": self.pool_owner} if self.pool_owner else {}
-        warm = await self.launcher.spawn(name, env, self.working_dir, self.launch_timeout)
+        warm = await self.launcher.spawn(
+            name, env, self.working_dir, self.launch_timeout, f"{WARM_PREFIX}{uuid.uuid4()}"
+        )
         if self.store is not None:
             self.store.save(await self.launcher.record(warm.manager.kernel_id, warm, None))
         return warm
@@ -384,31 +407,86 @@ class KernelRegistry(LoggingConfigurable):
             raise BrokerError(409, f"Kernel {kernel.id} is dead; restart or shut it down.")
         await kernel.manager.interrupt_kernel()
 
+    def _outlives_broker(self, km: AsyncKernelManager) -> bool:
+        """Recorded kernels and pods (their own record) keep running for the next broker."""
+        return self.store is not None or self.replicas.is_pod_kernel(km)
+
     async def drain(self) -> None:
-        """Stop for good. With a state directory kernels keep running for the next broker
-        (clients are told to reconnect); without one they are shut down."""
+        """Stop for good. Kernels that outlive the broker keep running (clients are told to
+        reconnect); the others are shut down."""
         self.accepting = False
         for task in self._tasks:
             task.cancel()
-        await self.pools.close(keep=self.store is not None)
+        await self.replicas.stop()
+        await self.pools.close(keep=lambda warm: self._outlives_broker(warm.manager))
         kernels = list(self.kernels.values())
-        if self.store is not None:
-            for kernel in kernels:
-                await kernel.bridge.close(CLOSE_RESTART, "broker restarting; reconnect")
-        else:
-            await asyncio.gather(
-                *(self.shutdown(k, now=True) for k in kernels), return_exceptions=True
-            )
+        kept = [k for k in kernels if self._outlives_broker(k.manager)]
+        for kernel in kept:
+            await kernel.bridge.close(CLOSE_RESTART, "broker restarting; reconnect")
+        await asyncio.gather(
+            *(self.shutdown(k, now=True) for k in kernels if k not in kept),
+            return_exceptions=True,
+        )
+        if not kept and self.store is None:
             shutil.rmtree(self.launcher.runtime_dir, ignore_errors=True)
         # Pod provisioners share one API client and watch per cluster; close them if used.
         cluster = sys.modules.get("broker.provisioners.cluster")
         if cluster is not None:
             await cluster.close_clusters()
 
-    async def _adopt_recorded(self) -> None:
-        """Take over the kernels a previous broker recorded; drop those that do not answer."""
-        assert self.store is not None
-        records = self.store.load_all()
+    async def _survey(self) -> None:
+        """Adopt the kernel pods of this broker instance that no one here serves yet."""
+        try:
+            records, dropped = await self.replicas.survey(self._known)
+        except Exception as e:  # noqa: BLE001 - the API server may be briefly unreachable
+            self.log.warning("could not list kernel pods: %s", e)
+            return
+        for kernel_id in dropped:
+            self.log.warning("kernel pod dropped id=%s: its kernel exited", kernel_id)
+        await self._adopt(records, lambda _: None)
+
+    def _on_leadership(self, leading: bool) -> None:
+        """The Lease holder keeps the pod pools; a replica losing it stops handing them out."""
+        if leading and self._started:  # at startup, start_background surveys and fills
+            self._tasks.append(asyncio.ensure_future(self._lead()))
+        else:
+            for name in self.replicas.pod_specs:
+                for warm in self.pools.release(name):
+                    self._tasks.append(asyncio.ensure_future(warm.bridge.close()))
+
+    async def _lead(self) -> None:
+        await self._survey()  # warm pods the previous holder left
+        self.pools.refill_all()
+
+    def _known(self, kernel_id: str) -> bool:
+        """Whether this broker serves, starts, adopts or keeps warm a kernel of this id."""
+        pooled = (w.manager.kernel_id for ready in self.pools.ready.values() for w in ready)
+        return (
+            kernel_id in self.kernels
+            or kernel_id in self.launcher.spawning
+            or kernel_id in self._adopting
+            or kernel_id in pooled
+        )
+
+    async def _adopt(self, records: list[dict[str, Any]], forget: Callable[[str], Any]) -> None:
+        """Take over recorded kernels (or kernel pods); drop those that do not answer.
+
+        Each kernel is adopted once: concurrent calls for the same id (a survey, lookups)
+        wait for the first one.
+        """
+        waits = {self._adopting[r["id"]] for r in records if r["id"] in self._adopting}
+        records = [r for r in records if not self._known(r["id"])]
+        done = asyncio.get_running_loop().create_future()
+        self._adopting.update((r["id"], done) for r in records)
+        try:
+            await self._adopt_now(records, forget)
+        finally:
+            for record in records:
+                del self._adopting[record["id"]]
+            done.set_result(None)
+        await asyncio.gather(*waits)
+
+    async def _adopt_now(self, records: list[dict[str, Any]], forget: Callable[[str], Any]) -> None:
         results = await asyncio.gather(
             *(self.launcher.adopt(r, self.adopt_timeout) for r in records),
             return_exceptions=True,
@@ -429,7 +507,7 @@ class KernelRegistry(LoggingConfigurable):
                 self.kernels[kernel.id] = kernel
                 self.log.info("kernel adopted id=%s owner=%s", kernel.id, kernel.owner)
             else:
-                self.store.delete(record["id"])
+                forget(record["id"])
                 self.log.warning(
                     "kernel record dropped id=%s: %s",
                     record["id"],
@@ -455,6 +533,16 @@ class KernelRegistry(LoggingConfigurable):
         async with kernel.lock:
             if kernel.id not in self.kernels or await kernel.manager.is_alive():
                 return
+            if not self.replicas.may_restart(kernel.manager):
+                # ended by a broker (maybe another replica), or a pod crash the Lease
+                # holder repairs: clients reconnect and find it again if it still exists
+                self.kernels.pop(kernel.id, None)
+                if kernel.executions is not None:
+                    kernel.executions.close()
+                await kernel.bridge.close(CLOSE_RESTART, "kernel ended elsewhere; reconnect")
+                self.launcher.remove_files(kernel.manager)
+                self.log.info("kernel forgotten id=%s: ended or restarted elsewhere", kernel.id)
+                return
             if self.autorestart and kernel.restarts < self.restart_limit:
                 kernel.restarts += 1
                 self.log.warning("kernel died id=%s; restarting (%d)", kernel.id, kernel.restarts)
@@ -474,6 +562,9 @@ class KernelRegistry(LoggingConfigurable):
     async def _cull(self) -> None:
         while True:
             await asyncio.sleep(self.cull_interval)
+            if not self.replicas.leading:
+                continue  # the Lease holder culls, once for all replicas
+            await self._survey()  # it must know kernels that other replicas started
             now = time.time()
             for kernel in list(self.kernels.values()):
                 idle = now - kernel.bridge.last_activity

@@ -40,7 +40,7 @@ class ChannelsHandler(AuthMixin, websocket.WebSocketHandler):
     async def get(self, kernel_id: str, *args: Any, **kwargs: Any) -> None:
         try:
             user = self.authenticate()
-            kernel = self.broker.registry.get(kernel_id, user)
+            kernel = await self.broker.registry.find(kernel_id, user)
             self._check_upgrade()
             if kernel.dead:
                 raise BrokerError(409, f"Kernel {kernel_id} is dead; restart or shut it down.")

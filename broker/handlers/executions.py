@@ -21,7 +21,7 @@ class ExecuteHandler(BaseHandler):
     execution: Execution | None = None
 
     async def post(self, kernel_id: str) -> None:
-        kernel = self.broker.registry.get(kernel_id, self.user)
+        kernel = await self.broker.registry.find(kernel_id, self.user)
         body = self.json_body()
         code = field(body, "code", str)
         if code is None:
@@ -67,19 +67,19 @@ class ExecuteHandler(BaseHandler):
 
 
 class ExecutionsHandler(BaseHandler):
-    def get(self, kernel_id: str) -> None:
-        kernel = self.broker.registry.get(kernel_id, self.user)
+    async def get(self, kernel_id: str) -> None:
+        kernel = await self.broker.registry.find(kernel_id, self.user)
         items = self.broker.registry.executions(kernel).list()
         self.write_json([ex.model(events=False) for ex in items])
 
 
 class ExecutionHandler(BaseHandler):
-    def get(self, kernel_id: str, exec_id: str) -> None:
-        kernel = self.broker.registry.get(kernel_id, self.user)
+    async def get(self, kernel_id: str, exec_id: str) -> None:
+        kernel = await self.broker.registry.find(kernel_id, self.user)
         self.write_json(self.broker.registry.executions(kernel).get(exec_id).model())
 
     async def delete(self, kernel_id: str, exec_id: str) -> None:
-        kernel = self.broker.registry.get(kernel_id, self.user)
+        kernel = await self.broker.registry.find(kernel_id, self.user)
         executions = self.broker.registry.executions(kernel)
         ex = executions.get(exec_id)
         await executions.cancel(ex)

@@ -23,12 +23,13 @@ class KernelsHandler(BaseHandler):
 
 
 class KernelHandler(BaseHandler):
-    def get(self, kernel_id: str) -> None:
-        self.write_json(self.broker.registry.get(kernel_id, self.user).model())
+    async def get(self, kernel_id: str) -> None:
+        kernel = await self.broker.registry.find(kernel_id, self.user)
+        self.write_json(kernel.model())
 
     async def delete(self, kernel_id: str) -> None:
         registry = self.broker.registry
-        await registry.shutdown(registry.get(kernel_id, self.user))
+        await registry.shutdown(await registry.find(kernel_id, self.user))
         self.set_status(204)
         self.finish()
 
@@ -36,7 +37,7 @@ class KernelHandler(BaseHandler):
 class KernelActionHandler(BaseHandler):
     async def post(self, kernel_id: str, action: str) -> None:
         registry = self.broker.registry
-        kernel = registry.get(kernel_id, self.user)
+        kernel = await registry.find(kernel_id, self.user)
         if action == "interrupt":
             await registry.interrupt(kernel)
             self.set_status(204)

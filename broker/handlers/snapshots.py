@@ -15,7 +15,7 @@ class SnapshotHandlerBase(BaseHandler):
 
 class KernelSnapshotsHandler(SnapshotHandlerBase):
     async def post(self, kernel_id: str) -> None:
-        kernel = self.broker.registry.get(kernel_id, self.user)
+        kernel = await self.broker.registry.find(kernel_id, self.user)
         meta = await self.store.take(kernel)
         self.set_header("Location", f"/api/snapshots/{meta['id']}")
         self.write_json(meta, status=201)
@@ -23,7 +23,7 @@ class KernelSnapshotsHandler(SnapshotHandlerBase):
 
 class KernelRestoreHandler(SnapshotHandlerBase):
     async def post(self, kernel_id: str) -> None:
-        kernel = self.broker.registry.get(kernel_id, self.user)
+        kernel = await self.broker.registry.find(kernel_id, self.user)
         snapshot_id = field(self.json_body(), "snapshot", str)
         if snapshot_id is None:
             raise BrokerError(400, "Field 'snapshot' (a snapshot id) is required.")

@@ -1,4 +1,4 @@
-"""Thin async adapter over the Kubernetes API: pods and secrets as plain dicts.
+"""Thin async adapter over the Kubernetes API: pods, secrets and leases as plain dicts.
 
 Everything the broker asks of Kubernetes goes through :class:`KubeClient`, so the client
 library (today ``kubernetes.aio`` from the official ``kubernetes`` package) is one import
@@ -88,6 +88,7 @@ class KubeClient:
     def __init__(self, api_client: client.ApiClient) -> None:
         self._api_client = api_client
         self._core = client.CoreV1Api(api_client)
+        self._coordination = client.CoordinationV1Api(api_client)
 
     @classmethod
     async def connect(cls, cfg: ClusterConfig) -> KubeClient:
@@ -130,7 +131,11 @@ class KubeClient:
     async def patch_pod_metadata(
         self, namespace: str, name: str, metadata: dict[str, Any]
     ) -> dict[str, Any]:
-        """Merge-patch a pod's labels/annotations."""
+        """Merge-patch a pod's labels/annotations.
+
+        With ``resourceVersion`` in ``metadata`` the patch applies only to that version of
+        the pod (409 Conflict otherwise), as with an update.
+        """
         return await self._json(
             self._core.patch_namespaced_pod_without_preload_content(
                 name, namespace, {"metadata": metadata}, _content_type=MERGE_PATCH
@@ -166,6 +171,27 @@ class KubeClient:
         """Delete a secret; False when it was already gone."""
         return await self._delete(
             self._core.delete_namespaced_secret_without_preload_content(name, namespace)
+        )
+
+    async def read_lease(self, namespace: str, name: str) -> dict[str, Any]:
+        """Read a coordination.k8s.io/v1 Lease (raises KubeError 404 when absent)."""
+        return await self._json(
+            self._coordination.read_namespaced_lease_without_preload_content(name, namespace)
+        )
+
+    async def create_lease(self, namespace: str, lease: dict[str, Any]) -> dict[str, Any]:
+        """Create a Lease; KubeError 409 when another replica created it first."""
+        return await self._json(
+            self._coordination.create_namespaced_lease_without_preload_content(namespace, lease)
+        )
+
+    async def replace_lease(self, namespace: str, lease: dict[str, Any]) -> dict[str, Any]:
+        """Update a Lease; its ``metadata.resourceVersion`` must be current (409 otherwise)."""
+        name = lease["metadata"]["name"]
+        return await self._json(
+            self._coordination.replace_namespaced_lease_without_preload_content(
+                name, namespace, lease
+            )
         )
 
     async def _delete(self, call: Any) -> bool:

@@ -134,6 +134,10 @@ class KubernetesProvisioner(KernelProvisionerBase):  # type: ignore[misc]
         broker = manifests.label_value(self.broker_name)
         return f"{manifests.LABEL_BROKER}={broker},app.kubernetes.io/component=kernel"
 
+    def cluster_target(self) -> tuple[ClusterConfig, str, str]:
+        """Where this broker's kernel pods live: cluster, namespace and label selector."""
+        return self._cluster_config(), self.namespace, self._selector()
+
     def _settings(self) -> manifests.PodSettings:
         return manifests.PodSettings(
             image=self.image,
@@ -324,6 +328,36 @@ class KubernetesProvisioner(KernelProvisionerBase):  # type: ignore[misc]
         """Make sure the pod and its Secret are gone."""
         await self._remove_pod(grace_seconds=0)
         self.pod_name = ""
+
+    async def shutdown_requested(self, restart: bool = False) -> None:
+        """Mark the pod before the kernel is asked to stop.
+
+        Every replica serving this kernel sees its container exit; the mark (which the
+        shared watch delivers before the exit) tells them it was meant, so none of them
+        restarts the kernel a second time or resurrects one being shut down.
+        """
+        await super().shutdown_requested(restart=restart)
+        if self.pod_name:
+            kube = (await get_cluster(self._cluster_config())).kube
+            ending = {
+                "annotations": {manifests.ANNOTATION_ENDING: "restart" if restart else "shutdown"}
+            }
+            try:
+                await kube.patch_pod_metadata(self.namespace, self.pod_name, ending)
+            except KubeError as e:  # a pod already gone needs no mark
+                self.log.debug(
+                    "kernel %s: could not mark pod %s: %s", self.kernel_id, self.pod_name, e
+                )
+
+    def ended_on_purpose(self) -> bool:
+        """Whether the kernel's pod is gone, being deleted, or marked as ending by a broker."""
+        pod = self._reflector.get(self.pod_name) if self._reflector and self.pod_name else None
+        if pod is None:
+            return True
+        meta = pod["metadata"]
+        return bool(meta.get("deletionTimestamp")) or manifests.ANNOTATION_ENDING in (
+            meta.get("annotations") or {}
+        )
 
     def get_shutdown_wait_time(self, recommended: float = 5.0) -> float:
         """Allow for the pod's grace period as well."""

@@ -23,6 +23,9 @@ LABEL_BROKER = f"{GROUP}/broker"
 ANNOTATION_OWNER = f"{GROUP}/owner"
 ANNOTATION_KERNELSPEC = f"{GROUP}/kernelspec"
 ANNOTATION_SECRET = f"{GROUP}/connection-secret"
+# Set before a broker asks the kernel to stop ("shutdown" or "restart"), so that other
+# replicas watching the pod read the kernel's end as intended, not as a crash to repair.
+ANNOTATION_ENDING = f"{GROUP}/ending"
 COMPONENT_LABELS = {
     "app.kubernetes.io/name": "kernel-broker",
     "app.kubernetes.io/component": "kernel",
@@ -192,7 +195,8 @@ def make_request(
     """Validate one launch's client values against the operator's settings."""
     return KernelRequest(
         kernel_id=kernel_id,
-        owner=env.get("KERNEL_USERNAME", "").strip() or "anonymous",
+        # no user yet: a warm pool kernel (the broker always names the user of a kernel)
+        owner=env.get("KERNEL_USERNAME", "").strip(),
         env=_env(env, spec_env, settings),
         resources=_resources(env, settings),
         working_dir=_working_dir(env, settings),

@@ -1,4 +1,5 @@
-"""A strict fake Kubernetes API server (core/v1 pods and secrets) over real HTTP.
+"""A strict fake Kubernetes API server (core/v1 pods and secrets, coordination.k8s.io/v1
+leases) over real HTTP.
 
 What it does as a real server does:
 
@@ -12,7 +13,10 @@ What it does as a real server does:
   older than the kept history, objects that stop or start matching the selector become
   DELETED or ADDED events).
 - patch: merge-patch and strategic-merge-patch (for the maps used here the two agree; list
-  merge keys are not implemented), pod spec is immutable, status only through ``/status``.
+  merge keys are not implemented), pod spec is immutable, status only through ``/status``;
+  a ``metadata.resourceVersion`` in the patch is a precondition (409 Conflict if stale).
+- update (PUT, leases): ``metadata.resourceVersion`` is required (422) and must be the
+  stored one (409 Conflict), as for Leases, which do not allow unconditional updates.
 - delete: pods on a node get a deletionTimestamp and the kubelet finishes the deletion after
   the grace period; gracePeriodSeconds=0 or unscheduled pods go at once. Owned objects are
   garbage-collected with their owner (ownerReferences by uid).
@@ -42,7 +46,9 @@ from tornado.netutil import bind_sockets
 from . import selectors
 from .store import Event, Obj, Store, now
 
-RESOURCES = {"pods": "Pod", "secrets": "Secret"}
+RESOURCES = {"pods": "Pod", "secrets": "Secret", "leases": "Lease"}
+API_VERSIONS = {"pods": "v1", "secrets": "v1", "leases": "coordination.k8s.io/v1"}
+_GROUPS = {"pods": "", "secrets": "", "leases": "coordination.k8s.io"}
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _LABEL_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
 _LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
@@ -140,6 +146,9 @@ def _default_secret(secret: Obj) -> None:
         data[key] = base64.b64encode(value.encode()).decode()
 
 
+_DEFAULTS = {"pods": _default_pod, "secrets": _default_secret}
+
+
 @dataclass
 class Fault:
     """Answer ``times`` requests matching ``method`` and ``path`` (a regex) with ``code``."""
@@ -182,17 +191,19 @@ class FakeApiServer:
 
     async def start(self, ssl_context: ssl.SSLContext | None = None) -> None:
         """Listen on a free port of 127.0.0.1."""
+        core = {"api": self, "version": "v1"}
+        leases = {"api": self, "version": "coordination.k8s.io/v1"}
+        ns = r"/api/v1/namespaces/([^/]+)/([a-z]+)"
+        coordination = r"/apis/coordination.k8s.io/v1/namespaces/([^/]+)/([a-z]+)"
         app = web.Application(
             [
-                (r"/version", _VersionHandler, {"api": self}),
-                (r"/api/v1/namespaces/([^/]+)/([a-z]+)", _CollectionHandler, {"api": self}),
-                (r"/api/v1/namespaces/([^/]+)/([a-z]+)/([^/]+)", _ObjectHandler, {"api": self}),
-                (
-                    r"/api/v1/namespaces/([^/]+)/([a-z]+)/([^/]+)/status",
-                    _StatusHandler,
-                    {"api": self},
-                ),
-                (r"/api/v1/([a-z]+)", _AllNamespacesHandler, {"api": self}),
+                (r"/version", _VersionHandler, core),
+                (ns, _CollectionHandler, core),
+                (ns + r"/([^/]+)", _ObjectHandler, core),
+                (ns + r"/([^/]+)/status", _StatusHandler, core),
+                (r"/api/v1/([a-z]+)", _AllNamespacesHandler, core),
+                (coordination, _CollectionHandler, leases),
+                (coordination + r"/([^/]+)", _ObjectHandler, leases),
             ]
         )
         sockets = bind_sockets(0, "127.0.0.1")
@@ -212,9 +223,7 @@ class FakeApiServer:
 
     def create(self, namespace: str, resource: str, body: Obj) -> Obj:
         """Validate, default and store a new object."""
-        kind = RESOURCES[resource]
-        if body.get("kind") != kind or body.get("apiVersion") != "v1":
-            raise ApiError(400, "BadRequest", f"expected kind {kind} apiVersion v1 in the body")
+        self._check_kind(resource, body)
         meta = body.setdefault("metadata", {})
         if meta.get("namespace", namespace) != namespace:
             raise ApiError(
@@ -231,7 +240,7 @@ class FakeApiServer:
                 raise ApiError(422, "Invalid", f"metadata.{forbidden} may not be set on create")
         validate_metadata(meta)
         validate_schema(body, self.version)
-        (_default_pod if resource == "pods" else _default_secret)(body)
+        _DEFAULTS.get(resource, lambda obj: None)(body)
         if self.store.get(resource, namespace, meta["name"]) is not None:
             raise ApiError(409, "AlreadyExists", f'{resource} "{meta["name"]}" already exists')
         created = self.store.create(resource, body)
@@ -239,6 +248,48 @@ class FakeApiServer:
             # Owners must exist by uid, or the garbage collector removes the dependent.
             asyncio.get_running_loop().call_soon(self.store.collect_garbage, namespace)
         return created
+
+    @staticmethod
+    def _check_kind(resource: str, body: Obj) -> None:
+        kind, version = RESOURCES[resource], API_VERSIONS[resource]
+        if body.get("kind") != kind or body.get("apiVersion") != version:
+            raise ApiError(
+                400, "BadRequest", f"expected kind {kind} apiVersion {version} in the body"
+            )
+
+    @staticmethod
+    def _conflict(resource: str, name: str) -> ApiError:
+        group = f".{_GROUPS[resource]}" if _GROUPS[resource] else ""
+        return ApiError(
+            409,
+            "Conflict",
+            f'Operation cannot be fulfilled on {resource}{group} "{name}": the object has been '
+            "modified; please apply your changes to the latest version and try again",
+        )
+
+    def update(self, namespace: str, resource: str, name: str, body: Any) -> Obj:
+        """Replace an object (PUT): only the current resourceVersion may be replaced."""
+        current = self.get(namespace, resource, name)
+        if not isinstance(body, dict):
+            raise ApiError(400, "BadRequest", "body must be a JSON object")
+        self._check_kind(resource, body)
+        meta = body.setdefault("metadata", {})
+        if meta.get("name") != name or meta.setdefault("namespace", namespace) != namespace:
+            raise ApiError(400, "BadRequest", "the name or namespace in the body does not match")
+        if not meta.get("resourceVersion"):
+            raise ApiError(
+                422,
+                "Invalid",
+                f'{RESOURCES[resource]} "{name}" is invalid: metadata.resourceVersion: '
+                "Invalid value: 0x0: must be specified for an update",
+            )
+        if meta["resourceVersion"] != current["metadata"]["resourceVersion"]:
+            raise self._conflict(resource, name)
+        for kept in ("uid", "creationTimestamp"):
+            meta[kept] = current["metadata"][kept]
+        validate_metadata(meta)
+        validate_schema(body, self.version)
+        return self.store.update(resource, body)
 
     def get(self, namespace: str, resource: str, name: str) -> Obj:
         """The stored object or 404."""
@@ -256,6 +307,9 @@ class FakeApiServer:
             patch = {"status": patch.get("status", {})}
         elif "status" in patch:
             patch = {k: v for k, v in patch.items() if k != "status"}
+        wanted = (patch.get("metadata") or {}).get("resourceVersion")
+        if wanted and wanted != current["metadata"]["resourceVersion"]:
+            raise self._conflict(resource, name)
         patched = merge_patch(current, patch)
         for immutable in ("name", "namespace", "uid", "creationTimestamp"):
             if patched["metadata"].get(immutable) != current["metadata"].get(immutable):
@@ -311,8 +365,9 @@ class _Base(web.RequestHandler):
     api: FakeApiServer
     watch_queue: asyncio.Queue | None = None
 
-    def initialize(self, api: FakeApiServer) -> None:
+    def initialize(self, api: FakeApiServer, version: str) -> None:
         self.api = api
+        self.group_version = version
 
     def check_xsrf_cookie(self) -> None:
         """The API server has no cookies."""
@@ -362,7 +417,7 @@ class _Base(web.RequestHandler):
             raise ApiError(400, "BadRequest", f"invalid JSON body: {e}") from None
 
     def resource(self, resource: str) -> str:
-        if resource not in RESOURCES:
+        if API_VERSIONS.get(resource) != self.group_version:
             raise ApiError(404, "NotFound", f"the server could not find resource {resource}")
         return resource
 
@@ -379,7 +434,7 @@ class _Base(web.RequestHandler):
         self.send(
             {
                 "kind": f"{RESOURCES[resource]}List",
-                "apiVersion": "v1",
+                "apiVersion": API_VERSIONS[resource],
                 "metadata": {"resourceVersion": str(self.api.store.rv)},
                 "items": items,
             }
@@ -472,7 +527,10 @@ class _Watch:
                 event = await asyncio.wait_for(queue.get(), wait)
             except TimeoutError:
                 if bookmarks and queue.empty() and loop.time() < deadline:
-                    marker = {"kind": RESOURCES[self.resource], "apiVersion": "v1"}
+                    marker = {
+                        "kind": RESOURCES[self.resource],
+                        "apiVersion": API_VERSIONS[self.resource],
+                    }
                     marker["metadata"] = {"resourceVersion": str(self.api.store.rv)}
                     self.sent_rv = self.api.store.rv
                     await self.emit("BOOKMARK", marker)
@@ -517,6 +575,12 @@ class _ObjectHandler(_Base):
                 f"unsupported patch type {kind}; use merge-patch or strategic-merge-patch",
             )
         self.send(self.api.patch(namespace, self.resource(resource), name, self.body_json(), False))
+
+    def put(self, namespace: str, resource: str, name: str) -> None:
+        resource = self.resource(resource)
+        if resource != "leases":
+            raise ApiError(405, "MethodNotAllowed", "this test server updates only leases")
+        self.send(self.api.update(namespace, resource, name, self.body_json()))
 
     def delete(self, namespace: str, resource: str, name: str) -> None:
         options = self.body_json() or {}

@@ -1,0 +1,204 @@
+"""This broker among its replicas: kernel pods found in the cluster, and who does the chores.
+
+Pod kernels need no shared database: their pods (labels, annotations) and Secrets are the
+record. This module finds them: every pod of this broker instance at startup (to adopt
+what a previous process left), and one pod by its kernel-id label when a request names a
+kernel this replica does not know (another replica started it, or served it and died).
+
+Chores that must happen once per cluster rather than once per replica (culling idle
+kernels, refilling warm pools of pod kernels, restarting a pod kernel that crashed) are
+done by the holder of a Kubernetes Lease (``provisioners/lease.py``). A broker without pod
+kernelspecs has no Lease and leads alone.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import socket
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from jupyter_client.manager import AsyncKernelManager
+from jupyter_client.provisioning import KernelProvisionerFactory
+from traitlets import Float, Unicode, default
+from traitlets.config import LoggingConfigurable
+
+from .kernelspecs import KernelSpecs
+from .pools import WARM_PREFIX
+
+if TYPE_CHECKING:  # the Kubernetes client is imported only when a pod kernelspec exists
+    from .provisioners.k8s import ClusterConfig, KubeClient
+    from .provisioners.lease import LeaseElector
+
+log = logging.getLogger("broker.replicas")
+POD_PROVISIONER = "kubernetes-provisioner"
+
+Target = tuple["ClusterConfig", str, str]  # cluster, namespace, label selector
+
+
+class Replicas(LoggingConfigurable):
+    """Finds this broker's kernel pods and takes part in the election of the chores' holder."""
+
+    identity = Unicode(
+        config=True, help="This replica's name in the Lease (default: host name, pid, random)."
+    )
+    lease_name = Unicode(
+        "", config=True, help="Name of the Lease (default: '<broker_name>-leader')."
+    )
+    lease_duration = Float(
+        15.0,
+        config=True,
+        help="Seconds a Lease record must stay unrenewed before another replica takes it over.",
+    )
+    lease_retry = Float(2.0, config=True, help="Seconds between renewals (or attempts).")
+
+    @default("identity")
+    def _default_identity(self) -> str:
+        return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
+
+    def __init__(self, specs: KernelSpecs, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.specs = specs
+        self.pod_specs: set[str] = set()
+        self.targets: list[Target] = []
+        self.elector: LeaseElector | None = None
+
+    # --- startup -------------------------------------------------------------------
+
+    async def start(self, on_change: Callable[[bool], None]) -> None:
+        """Find the pod kernelspecs; with any, join the Lease election (first try awaited)."""
+        broker_name = self._find_pod_specs()
+        if not self.targets:
+            return
+        from .provisioners.cluster import get_cluster
+        from .provisioners.lease import LeaseElector
+
+        cfg, namespace, _ = self.targets[0]
+        self.elector = LeaseElector(
+            (await get_cluster(cfg)).kube,
+            namespace,
+            self.lease_name or f"{broker_name}-leader",
+            self.identity,
+            duration=self.lease_duration,
+            retry=self.lease_retry,
+            on_change=on_change,
+        )
+        await self.elector.start()
+        log.info(
+            "replica identity=%s lease=%s leading=%s",
+            self.identity,
+            self.elector.name,
+            self.elector.leading,
+        )
+
+    def _find_pod_specs(self) -> str:
+        """Remember which kernelspecs run pods and where; returns the broker name they use."""
+        from .provisioners.kubernetes import KubernetesProvisioner
+
+        factory = KernelProvisionerFactory.instance(parent=self.parent)
+        broker_name = ""
+        for name in sorted(self.specs.manager.find_kernel_specs()):
+            km = AsyncKernelManager(
+                parent=self.parent, kernel_name=name, kernel_spec_manager=self.specs.manager
+            )
+            provisioner_meta = km.kernel_spec.metadata.get("kernel_provisioner") or {}
+            if provisioner_meta.get("provisioner_name") != POD_PROVISIONER:
+                continue
+            probe = factory.create_provisioner_instance("", km.kernel_spec, km)
+            assert isinstance(probe, KubernetesProvisioner)
+            self.pod_specs.add(name)
+            broker_name = broker_name or probe.broker_name
+            if probe.cluster_target() not in self.targets:
+                self.targets.append(probe.cluster_target())
+        return broker_name
+
+    async def stop(self) -> None:
+        """Leave the election, freeing the Lease so another replica takes over at once."""
+        if self.elector is not None:
+            await self.elector.stop(release=True)
+
+    # --- who does the chores ---------------------------------------------------------
+
+    @property
+    def leading(self) -> bool:
+        """Whether this replica culls and refills pod pools (alone: always)."""
+        return self.elector is None or self.elector.leading
+
+    def leads(self, spec: str) -> bool:
+        """Whether this replica keeps the warm pool of ``spec`` (local pools are its own)."""
+        return spec not in self.pod_specs or self.leading
+
+    def is_pod_kernel(self, km: AsyncKernelManager) -> bool:
+        """Pod kernels are their own record: they outlive this process without a state dir."""
+        return hasattr(km.provisioner, "ended_on_purpose")
+
+    def may_restart(self, km: AsyncKernelManager) -> bool:
+        """Whether this replica should restart a kernel it saw die.
+
+        Not when a broker shut it down or restarts it (the pod says so), and for pod
+        kernels only on the Lease holder, so that a crash is repaired once.
+        """
+        if not self.is_pod_kernel(km):
+            return True
+        return not km.provisioner.ended_on_purpose() and self.leading
+
+    # --- finding kernel pods ------------------------------------------------------------
+
+    async def kernel_pods(self, kernel_id: str = "") -> list[tuple[KubeClient, dict[str, Any]]]:
+        """This broker instance's kernel pods (only ``kernel_id``'s when given), each with
+        the client of its cluster."""
+        from .provisioners.cluster import get_cluster
+        from .provisioners.pod import LABEL_KERNEL_ID
+
+        pods = []
+        for cfg, namespace, selector in self.targets:
+            if kernel_id:
+                selector = f"{selector},{LABEL_KERNEL_ID}={kernel_id}"
+            kube = (await get_cluster(cfg)).kube
+            listed = await kube.list_pods(namespace, selector)
+            pods.extend((kube, pod) for pod in listed.get("items") or [])
+        return pods
+
+    async def find(self, kernel_id: str) -> dict[str, Any] | None:
+        """The record of a ready kernel pod with this id, or None."""
+        from .provisioners.podrecords import Verdict, valid_kernel_id, verdict
+
+        if not self.targets or not valid_kernel_id(kernel_id):
+            return None
+        for _, pod in await self.kernel_pods(kernel_id):
+            if verdict(pod) is Verdict.ADOPT:
+                return _record(pod)
+        return None
+
+    async def survey(self, known: Callable[[str], bool]) -> tuple[list[dict[str, Any]], list[str]]:
+        """Records of the ready kernel pods not ``known``, and the dead pods it deleted.
+
+        Warm pool pods are included only when this replica keeps their pool.
+        """
+        from .provisioners.podrecords import Verdict, verdict
+
+        records, dropped = [], []
+        for kube, pod in await self.kernel_pods():
+            record = _record(pod)
+            if known(record["id"]):
+                continue
+            found = verdict(pod)
+            if found is Verdict.ADOPT and (record["owner"] or self.leads(record["name"])):
+                records.append(record)
+            elif found is Verdict.DROP:
+                meta = pod["metadata"]
+                await kube.delete_pod(meta["namespace"], meta["name"], grace_seconds=0)
+                dropped.append(record["id"])
+        return records, dropped
+
+
+def _record(pod: dict[str, Any]) -> dict[str, Any]:
+    """The pod's kernel record; a warm pool kernel's has no owner, whatever it runs as."""
+    from .provisioners.podrecords import kernel_record
+
+    record = kernel_record(pod)
+    if record["id"].startswith(WARM_PREFIX):
+        record["owner"] = None
+    return record
