@@ -182,9 +182,14 @@ class KernelRegistry(LoggingConfigurable):
         """Adopt recorded kernels and kernel pods, fill the pools, start the monitor and the
         culler."""
         await self.replicas.start(self._on_leadership)
+        began = time.perf_counter()
         if self.store is not None:
             await self._adopt(self.store.load_all(), self.store.delete)
         await self._survey()
+        if self.kernels or self.replicas.targets:
+            self.log.info(
+                "adoption done kernels=%d in %.3fs", len(self.kernels), time.perf_counter() - began
+            )
         self.pools.start(self.specs.default_name)
         self._started = True
         self._tasks.append(asyncio.ensure_future(self._monitor()))

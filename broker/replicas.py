@@ -13,7 +13,6 @@ kernelspecs has no Lease and leads alone.
 
 from __future__ import annotations
 
-import logging
 import os
 import secrets
 import socket
@@ -32,7 +31,6 @@ if TYPE_CHECKING:  # the Kubernetes client is imported only when a pod kernelspe
     from .provisioners.k8s import ClusterConfig, KubeClient
     from .provisioners.lease import LeaseElector
 
-log = logging.getLogger("broker.replicas")
 POD_PROVISIONER = "kubernetes-provisioner"
 
 Target = tuple["ClusterConfig", str, str]  # cluster, namespace, label selector
@@ -84,9 +82,10 @@ class Replicas(LoggingConfigurable):
             duration=self.lease_duration,
             retry=self.lease_retry,
             on_change=on_change,
+            log=self.log,
         )
         await self.elector.start()
-        log.info(
+        self.log.info(
             "replica identity=%s lease=%s leading=%s",
             self.identity,
             self.elector.name,

@@ -23,7 +23,7 @@ from typing import Any
 
 from .k8s import KubeClient, KubeError
 
-log = logging.getLogger("broker.lease")
+_LOG = logging.getLogger("broker.lease")
 
 
 def _micro_time() -> str:
@@ -44,6 +44,7 @@ class LeaseElector:
         duration: float = 15.0,
         retry: float = 2.0,
         on_change: Callable[[bool], None] = lambda leading: None,
+        log: logging.Logger | logging.LoggerAdapter = _LOG,
     ) -> None:
         self.kube = kube
         self.namespace = namespace
@@ -52,6 +53,7 @@ class LeaseElector:
         self.duration = duration
         self.retry = retry
         self.on_change = on_change
+        self.log = log
         self._renewed = -float("inf")  # monotonic time of our last successful write
         self._observed: tuple[Any, ...] = ()
         self._observed_at = 0.0
@@ -84,9 +86,9 @@ class LeaseElector:
                 if lease["spec"].get("holderIdentity") == self.identity:
                     lease["spec"] = {"leaseDurationSeconds": 1, "renewTime": _micro_time()}
                     await self.kube.replace_lease(self.namespace, lease)
-                    log.info("lease released name=%s identity=%s", self.name, self.identity)
+                    self.log.info("lease released name=%s identity=%s", self.name, self.identity)
             except Exception as e:  # noqa: BLE001 - it expires on its own anyway
-                log.warning("lease %s: could not release it: %s", self.name, e)
+                self.log.warning("lease %s: could not release it: %s", self.name, e)
         self._set_leading(False)
 
     async def _run(self) -> None:
@@ -102,7 +104,7 @@ class LeaseElector:
             # 409: another replica wrote first; anything else: the API server is unreachable.
             # Either way we do not hold it now; `leading` also lapses on its own.
             if not (isinstance(e, KubeError) and e.status == 409):
-                log.warning("lease %s: %s", self.name, e)
+                self.log.warning("lease %s: %s", self.name, e)
             self._set_leading(False)
         return self.leading
 
@@ -156,12 +158,12 @@ class LeaseElector:
     def _won(self, transition: bool) -> None:
         self._renewed = time.monotonic()
         if transition:
-            log.info("lease acquired name=%s identity=%s", self.name, self.identity)
+            self.log.info("lease acquired name=%s identity=%s", self.name, self.identity)
         self._set_leading(True)
 
     def _set_leading(self, leading: bool) -> None:
         if leading != self._leading:
             self._leading = leading
             if not leading:
-                log.info("lease lost name=%s identity=%s", self.name, self.identity)
+                self.log.info("lease lost name=%s identity=%s", self.name, self.identity)
             self.on_change(leading)
