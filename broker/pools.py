@@ -57,7 +57,7 @@ class KernelPools(LoggingConfigurable):
         2, config=True, help="Pool kernels started at once, so a burst does not starve the host."
     )
     refill_delay = Float(
-        0.25,
+        1.0,
         config=True,
         help="Seconds hand-outs from a pool must pause before it refills: a kernel booting "
         "takes a whole core for about a second, which would slow the starts of a burst.",
@@ -118,17 +118,19 @@ class KernelPools(LoggingConfigurable):
                 else:
                     await self._discard(candidate)
         self.metrics.pool_requests[name, "hit" if warm else "miss"] += 1
-        self._refill_after_pause(name)
+        self._refill_after_pause(name, at_once=warm is None)
         return warm
 
-    def _refill_after_pause(self, name: str) -> None:
-        """Refill once hand-outs pause for refill_delay, or refill_max_delay after the first."""
+    def _refill_after_pause(self, name: str, at_once: bool) -> None:
+        """Refill once hand-outs pause for refill_delay, or refill_max_delay after the first;
+        ``at_once`` after a miss: demand outran the pool, and that start is cold anyway."""
         loop = asyncio.get_running_loop()
         now = loop.time()
         first, handle = self._deferred.pop(name, (now, None))
         if handle is not None:
             handle.cancel()
-        delay = max(0.0, min(self.refill_delay, first + self.refill_max_delay - now))
+        delay = 0.0 if at_once else min(self.refill_delay, first + self.refill_max_delay - now)
+        delay = max(0.0, delay)
         self._deferred[name] = (first, loop.call_later(delay, self._refill_deferred, name))
 
     def _refill_deferred(self, name: str) -> None:
