@@ -161,6 +161,8 @@ class KernelLauncher:
         connection_file = record.get("connection_file") or os.path.join(
             self.runtime_dir, record["id"], "connection.json"
         )
+        # a restart writes the new connection file there
+        os.makedirs(os.path.dirname(connection_file), mode=0o700, exist_ok=True)
         km = AsyncKernelManager(
             parent=self.parent,
             kernel_name=record["name"],
@@ -169,6 +171,8 @@ class KernelLauncher:
         )
         km.kernel_id = record["id"]
         km._launch_args = dict(record["launch_args"])
+        # it was started (by an earlier broker): a restart then gets fresh `ready` futures
+        km._attempted_start = True
         factory = KernelProvisionerFactory.instance(parent=self.parent)
         km.provisioner = factory.create_provisioner_instance(record["id"], km.kernel_spec, km)
         await km.provisioner.load_provisioner_info(record["provisioner_info"])

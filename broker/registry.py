@@ -372,6 +372,7 @@ class KernelRegistry(LoggingConfigurable):
             if kernel.executions is not None:
                 kernel.executions.close()
             await kernel.bridge.close(1001, "kernel shut down")
+            await self.replicas.ending(kernel.manager, restart=False)
             try:
                 await kernel.manager.shutdown_kernel(now=now or kernel.dead)
             except Exception as e:
@@ -392,6 +393,7 @@ class KernelRegistry(LoggingConfigurable):
 
     async def _restart_locked(self, kernel: ManagedKernel, now: bool) -> None:
         kernel.bridge.reset()
+        await self.replicas.ending(kernel.manager, restart=True)
         await kernel.manager.restart_kernel(now=now)
         info = kernel.manager.get_connection_info(session=False)
         if info != kernel.bridge.info:

@@ -133,6 +133,11 @@ class Replicas(LoggingConfigurable):
         """Pod kernels are their own record: they outlive this process without a state dir."""
         return hasattr(km.provisioner, "ended_on_purpose")
 
+    async def ending(self, km: AsyncKernelManager, restart: bool) -> None:
+        """Tell the other replicas, through the pod, that this kernel's end is intended."""
+        if self.is_pod_kernel(km):
+            await km.provisioner.mark_ending(restart)
+
     def may_restart(self, km: AsyncKernelManager) -> bool:
         """Whether this replica should restart a kernel it saw die.
 

@@ -150,14 +150,6 @@ class KubeClient:
             )
         )
 
-    async def list_secrets(self, namespace: str, label_selector: str) -> dict[str, Any]:
-        """List secrets matching a label selector."""
-        return await self._json(
-            self._core.list_namespaced_secret_without_preload_content(
-                namespace, label_selector=label_selector
-            )
-        )
-
     async def delete_pod(self, namespace: str, name: str, grace_seconds: int | None = None) -> bool:
         """Delete a pod; False when it was already gone. Owned secrets follow it (GC)."""
         body = {"propagationPolicy": "Background"}

@@ -329,25 +329,23 @@ class KubernetesProvisioner(KernelProvisionerBase):  # type: ignore[misc]
         await self._remove_pod(grace_seconds=0)
         self.pod_name = ""
 
-    async def shutdown_requested(self, restart: bool = False) -> None:
-        """Mark the pod before the kernel is asked to stop.
+    async def mark_ending(self, restart: bool = False) -> None:
+        """Mark the pod before its kernel is shut down or restarted.
 
-        Every replica serving this kernel sees its container exit; the mark (which the
-        shared watch delivers before the exit) tells them it was meant, so none of them
-        restarts the kernel a second time or resurrects one being shut down.
+        Every replica serving this kernel sees its container exit; the mark, which the
+        shared watch delivers before the exit, tells them it was meant, so none of them
+        restarts the kernel a second time or resurrects one being shut down. (jupyter_client's
+        ``shutdown_requested`` hook runs only after the kernel was asked to stop: too late.)
         """
-        await super().shutdown_requested(restart=restart)
-        if self.pod_name:
-            kube = (await get_cluster(self._cluster_config())).kube
-            ending = {
-                "annotations": {manifests.ANNOTATION_ENDING: "restart" if restart else "shutdown"}
-            }
-            try:
-                await kube.patch_pod_metadata(self.namespace, self.pod_name, ending)
-            except KubeError as e:  # a pod already gone needs no mark
-                self.log.debug(
-                    "kernel %s: could not mark pod %s: %s", self.kernel_id, self.pod_name, e
-                )
+        if not self.pod_name:
+            return
+        kube = (await get_cluster(self._cluster_config())).kube
+        ending = "restart" if restart else "shutdown"
+        metadata = {"annotations": {manifests.ANNOTATION_ENDING: ending}}
+        try:
+            await kube.patch_pod_metadata(self.namespace, self.pod_name, metadata)
+        except KubeError as e:  # a pod already gone needs no mark
+            self.log.debug("kernel %s: pod %s not marked: %s", self.kernel_id, self.pod_name, e)
 
     def ended_on_purpose(self) -> bool:
         """Whether the kernel's pod is gone, being deleted, or marked as ending by a broker."""

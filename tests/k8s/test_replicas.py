@@ -9,8 +9,10 @@ import asyncio
 import json
 import signal
 import time
+from pathlib import Path
 
 import pytest
+import yaml
 from websockets.exceptions import ConnectionClosed
 
 from broker.client import BrokerAPIError, BrokerREST, ChannelsConnection, stream_text
@@ -21,6 +23,7 @@ from .test_broker_pods import start_pod_broker
 
 pytestmark = [pytest.mark.k8s]
 
+ROLE = Path(__file__).parents[2] / "deploy" / "base" / "role.yaml"
 # A short Lease so that a replica's death is noticed within a test's patience.
 FAST_LEASE = ("--Replicas.lease_duration=3", "--Replicas.lease_retry=0.5")
 
@@ -45,6 +48,33 @@ async def running(conn: ChannelsConnection, code: str) -> None:
         msg = await conn.recv(timeout=30)
         if msg.msg_type == "execute_input" and msg.parent_msg_id == request.msg_id:
             return
+
+
+def rbac_requests(requests: list[tuple[str, str]]) -> set[tuple[str, str, str]]:
+    """(API group, resource, verb) of each namespaced request the API server received."""
+    verbs = {"POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}
+    used = set()
+    for method, path in requests:
+        parts = path.strip("/").split("/")
+        if "namespaces" not in parts:
+            continue
+        group = "" if parts[0] == "api" else parts[1]
+        rest = parts[parts.index("namespaces") + 2 :]
+        resource = "/".join(rest[::2])  # pods, pods/status (names are the odd parts)
+        verb = verbs.get(method) or ("get" if len(rest) > 1 else "list")
+        used.add((group, resource, verb))
+    return used
+
+
+def role_grants() -> set[tuple[str, str, str]]:
+    rules = yaml.safe_load(ROLE.read_text())["rules"]
+    return {
+        (group, resource, verb)
+        for rule in rules
+        for group in rule["apiGroups"]
+        for resource in rule["resources"]
+        for verb in rule["verbs"]
+    }
 
 
 async def stop(*brokers) -> None:
@@ -147,6 +177,8 @@ async def test_two_replicas_serve_one_kernel_and_a_client_moves_when_its_replica
     finally:
         await stop(a, b)
     assert control_plane.objects("pods") == []
+    # everything two replicas asked of the API server, the deploy Role grants
+    assert rbac_requests(control_plane.api.requests) <= role_grants()
 
 
 async def test_a_replica_finds_only_valid_ids_and_only_for_their_owner(control_plane, tmp_path):
@@ -171,6 +203,27 @@ async def test_a_replica_finds_only_valid_ids_and_only_for_their_owner(control_p
         assert control_plane.objects("pods") == []
     finally:
         await stop(a, b)
+
+
+async def test_a_restart_on_one_replica_is_not_repeated_by_the_lease_holder(
+    control_plane, tmp_path
+):
+    holder = await start_pod_broker(control_plane, tmp_path)
+    other = await start_pod_broker(control_plane, tmp_path)
+    try:
+        kernel = (await BrokerREST(holder.url, holder.token).start_kernel("pod"))["id"]
+        await BrokerREST(other.url, other.token).restart_kernel(kernel)  # attaches, restarts
+        async with asyncio.timeout(10):  # the holder sees the marked pod end and lets it go
+            while f"kernel forgotten id={kernel}" not in holder.log():
+                await asyncio.sleep(0.1)
+        assert "kernel died" not in holder.log()
+        async with await ChannelsConnection.connect(holder.url, kernel, holder.token) as conn:
+            _, outputs = await conn.execute("print('new pod')")  # the holder finds it again
+            assert stream_text(outputs) == "new pod\n"
+        assert len(control_plane.objects("pods", NAMESPACE)) == 1
+        await BrokerREST(holder.url, holder.token).shutdown_kernel(kernel)
+    finally:
+        await stop(holder, other)
 
 
 @pytest.mark.slow
