@@ -94,8 +94,6 @@ class Replicas(LoggingConfigurable):
 
     def _find_pod_specs(self) -> str:
         """Remember which kernelspecs run pods and where; returns the broker name they use."""
-        from .provisioners.kubernetes import KubernetesProvisioner
-
         factory = KernelProvisionerFactory.instance(parent=self.parent)
         broker_name = ""
         for name in sorted(self.specs.manager.find_kernel_specs()):
@@ -105,6 +103,9 @@ class Replicas(LoggingConfigurable):
             provisioner_meta = km.kernel_spec.metadata.get("kernel_provisioner") or {}
             if provisioner_meta.get("provisioner_name") != POD_PROVISIONER:
                 continue
+            # imported only now: the Kubernetes client takes seconds to import
+            from .provisioners.kubernetes import KubernetesProvisioner
+
             probe = factory.create_provisioner_instance("", km.kernel_spec, km)
             assert isinstance(probe, KubernetesProvisioner)
             self.pod_specs.add(name)
