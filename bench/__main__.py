@@ -38,9 +38,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--markdown",
-        type=Path,
+        type=lambda text: Path(text) if text else False,
         help=f"markdown file whose results section is rewritten "
-        f"(default {DEFAULT_MARKDOWN.relative_to(HERE.parent)}; none with --quick)",
+        f"(default {DEFAULT_MARKDOWN.relative_to(HERE.parent)}; '' or --quick for none)",
     )
     args = parser.parse_args(argv)
     args.targets = [t.strip() for t in args.targets.split(",") if t.strip()]

@@ -230,9 +230,18 @@ def to_zmq(msg: Message, signer: Signer, idents: list[bytes] | None = None) -> l
 # --- v1 websocket ----------------------------------------------------------
 
 
+Parts = list[bytes | memoryview]
+
+
 def pack_v1(msg: Message) -> bytes:
     """The v1 binary frame for a message; JSON parts are copied, never parsed."""
-    parts = [
+    return b"".join(v1_parts(msg))
+
+
+def v1_parts(msg: Message) -> Parts:
+    """The v1 frame as the pieces it is made of, in order: written one after another they
+    are the frame, with no copy of a (possibly 50 MB) content."""
+    parts: Parts = [
         msg.channel.encode(),
         msg.header,
         msg.parent_header,
@@ -246,7 +255,7 @@ def pack_v1(msg: Message) -> bytes:
     for p in parts:
         offset += len(p)
         offsets.append(offset)
-    return b"".join([struct.pack(f"<{count + 1}Q", count, *offsets), *parts])
+    return [struct.pack(f"<{count + 1}Q", count, *offsets), *parts]
 
 
 def unpack_v1(data: bytes) -> Message:
@@ -276,28 +285,26 @@ def unpack_v1(data: bytes) -> Message:
 # --- legacy websocket ------------------------------------------------------
 
 
-def _legacy_json(msg: Message) -> bytes:
-    """The legacy JSON document, assembled around the raw parts without re-encoding them."""
+def _legacy_json(msg: Message) -> Parts:
+    """The legacy JSON document's pieces, assembled around the raw parts without re-encoding."""
     h = msg.header_dict
-    return b"".join(
-        [
-            b'{"header":',
-            msg.header,
-            b',"msg_id":',
-            _dumps(h.get("msg_id", "")),
-            b',"msg_type":',
-            _dumps(h.get("msg_type", "")),
-            b',"parent_header":',
-            msg.parent_header or _EMPTY,
-            b',"metadata":',
-            msg.metadata or _EMPTY,
-            b',"content":',
-            msg.content or _EMPTY,
-            b',"channel":',
-            _dumps(msg.channel),
-            b',"buffers":[]}' if not msg.buffers else b"}",
-        ]
-    )
+    return [
+        b'{"header":',
+        msg.header,
+        b',"msg_id":',
+        _dumps(h.get("msg_id", "")),
+        b',"msg_type":',
+        _dumps(h.get("msg_type", "")),
+        b',"parent_header":',
+        msg.parent_header or _EMPTY,
+        b',"metadata":',
+        msg.metadata or _EMPTY,
+        b',"content":',
+        msg.content or _EMPTY,
+        b',"channel":',
+        _dumps(msg.channel),
+        b',"buffers":[]}' if not msg.buffers else b"}",
+    ]
 
 
 def pack_legacy(msg: Message) -> tuple[bytes, bool]:
@@ -306,14 +313,21 @@ def pack_legacy(msg: Message) -> tuple[bytes, bool]:
     Text frames are returned as bytes so that 50 MB of output is not decoded only to be
     encoded again by the websocket library.
     """
+    parts, binary = legacy_parts(msg)
+    return b"".join(parts), binary
+
+
+def legacy_parts(msg: Message) -> tuple[Parts, bool]:
+    """``(pieces, binary)`` of the legacy frame, as :func:`v1_parts` for the v1 one."""
     doc = _legacy_json(msg)
     if not msg.buffers:
         return doc, False
-    bufs = [doc, *msg.buffers]
-    offsets = [4 * (len(bufs) + 1)]
-    for b in bufs[:-1]:
+    size = sum(len(p) for p in doc)
+    offsets = [4 * (len(msg.buffers) + 2), 4 * (len(msg.buffers) + 2) + size]
+    for b in msg.buffers[:-1]:
         offsets.append(offsets[-1] + len(b))
-    return b"".join([struct.pack(f"!{len(bufs) + 1}I", len(bufs), *offsets), *bufs]), True
+    table = struct.pack(f"!{len(msg.buffers) + 2}I", len(msg.buffers) + 1, *offsets)
+    return [table, *doc, *msg.buffers], True
 
 
 def unpack_legacy(data: str | bytes) -> Message:
@@ -480,7 +494,7 @@ def split_stream(msg: Message, max_bytes: int) -> list[Message]:
             _dumps(header),
             msg.parent_header,
             msg.metadata,
-            b"".join([head, content[pos:cut], tail]),
+            b"".join([head, memoryview(content)[pos:cut], tail]),
         )
         piece._header = header
         out.append(piece)

@@ -4,24 +4,27 @@ from __future__ import annotations
 
 import json
 import logging
+import struct
 import uuid
 from typing import Any
 
 from tornado import web, websocket
+from tornado.iostream import StreamClosedError
 
 from ..bridge import MsgIdInUse
 from ..errors import BrokerError
 from ..wire import (
     V1_SUBPROTOCOL,
     Message,
+    Parts,
     WireError,
+    legacy_parts,
     make_message,
     normalize_inbound,
-    pack_legacy,
-    pack_v1,
     split_stream,
     unpack_legacy,
     unpack_v1,
+    v1_parts,
 )
 from .base import AuthMixin, error_body, log_error
 
@@ -30,6 +33,7 @@ log = logging.getLogger("broker.channels")
 CLOSE_UNSUPPORTED = 1003  # RFC 6455: a kind of frame (text, binary) this endpoint cannot take
 CLOSE_INVALID = 1007  # RFC 6455: the message does not follow the protocol
 CLOSE_POLICY = 1008  # RFC 6455: the message breaks a rule (another client's msg_id)
+_LARGE = 64 * 1024  # pieces from this size on are handed to the socket as they are
 
 
 class ChannelsHandler(AuthMixin, websocket.WebSocketHandler):
@@ -116,15 +120,44 @@ class ChannelsHandler(AuthMixin, websocket.WebSocketHandler):
     # --- the bridge's Connection protocol ----------------------------------------
 
     def deliver(self, msg: Message) -> None:
+        for part in self._parts(msg):
+            pieces, binary = (v1_parts(part), True) if self.v1 else legacy_parts(part)
+            if not self._write_frame(pieces, binary):
+                return
+
+    def _write_frame(self, pieces: Parts, binary: bool) -> bool:
+        """Write one unfragmented websocket frame made of ``pieces``; False once closed.
+
+        Tornado's write_message takes one bytes object and copies it again to put the
+        frame header in front: two extra passes over 50 MB of output. Here small pieces
+        are joined into one write (one TCP segment for a small message) and large ones go
+        to the stream as they are. Our server frames are never masked or compressed.
+        """
+        conn = self.ws_connection
+        if conn is None or conn.is_closing():
+            return False
+        size = sum(len(p) for p in pieces)
+        first = 0x80 | (0x2 if binary else 0x1)  # FIN, and the opcode
+        if size < 126:
+            head = struct.pack("!BB", first, size)
+        elif size <= 0xFFFF:
+            head = struct.pack("!BBH", first, 126, size)
+        else:
+            head = struct.pack("!BBQ", first, 127, size)
+        small = bytearray(head)
         try:
-            for part in self._parts(msg):
-                if self.v1:
-                    self.write_message(pack_v1(part), binary=True)
-                else:
-                    data, binary = pack_legacy(part)
-                    self.write_message(data, binary=binary)
-        except websocket.WebSocketClosedError:
-            pass
+            for piece in pieces:
+                if len(piece) < _LARGE:
+                    small += piece
+                    continue
+                conn.stream.write(bytes(small))
+                small.clear()
+                conn.stream.write(piece)
+            if small:
+                conn.stream.write(bytes(small))
+        except StreamClosedError:
+            return False
+        return True
 
     def _parts(self, msg: Message) -> list[Message]:
         """Big stream output goes as several messages, so the client starts on the first
