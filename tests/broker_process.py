@@ -13,6 +13,23 @@ from typing import Any
 
 import requests
 
+from broker.client import ChannelsConnection
+from broker.wire import Message
+
+
+async def sleeping(conn: ChannelsConnection, seconds: int = 60) -> Message:
+    """Start a long sleep; return its request once the kernel is inside it.
+
+    It prints first and we wait for the print: execute_input comes before IPython has
+    prepared the cell, and an interrupt landing then is lost (the sleep runs to its end).
+    """
+    code = f"import time; print('sleeping', flush=True); time.sleep({seconds})"
+    request = await conn.request("shell", "execute_request", {"code": code, "silent": False})
+    while True:
+        msg = await conn.recv(timeout=30)
+        if msg.msg_type == "stream" and msg.parent_msg_id == request.msg_id:
+            return request
+
 
 @dataclass
 class RunningBroker:

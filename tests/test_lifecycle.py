@@ -9,7 +9,7 @@ import pytest
 
 from broker.client import ChannelsConnection
 
-from .broker_process import RunningBroker, start_broker
+from .broker_process import RunningBroker, sleeping, start_broker
 
 
 async def statuses_until(conn: ChannelsConnection, wanted: str, timeout: float = 60) -> list[str]:
@@ -25,14 +25,7 @@ async def statuses_until(conn: ChannelsConnection, wanted: str, timeout: float =
 
 async def test_interrupt_stops_a_long_sleep(broker: RunningBroker, kernel: str) -> None:
     async with await ChannelsConnection.connect(broker.url, kernel, broker.token) as conn:
-        request = await conn.request(
-            "shell", "execute_request", {"code": "import time; time.sleep(60)", "silent": False}
-        )
-        async with asyncio.timeout(30):  # interrupt once the kernel runs it
-            while True:
-                msg = await conn.recv()
-                if msg.msg_type == "execute_input" and msg.parent_msg_id == request.msg_id:
-                    break
+        request = await sleeping(conn)
         r = broker.request("POST", f"/api/kernels/{kernel}/interrupt")
         assert r.status_code == 204
         async with asyncio.timeout(20):

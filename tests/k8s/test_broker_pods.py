@@ -13,7 +13,7 @@ from broker.client import BrokerAPIError, BrokerREST, ChannelsConnection, stream
 from broker.pools import WARM_PREFIX
 from broker.provisioners.pod import LABEL_KERNEL_ID, LABEL_OWNER
 
-from ..broker_process import start_broker
+from ..broker_process import sleeping, start_broker
 from .conftest import NAMESPACE, write_kernelspec
 from .controlplane import KERNEL_IMAGE
 
@@ -54,14 +54,8 @@ async def test_pod_kernel_through_the_broker(control_plane, tmp_path):
         assert len(pods) == 1 and model["name"] == "pod"
         async with await ChannelsConnection.connect(broker.url, model["id"], broker.token) as c:
             reply, outputs = await c.execute("import os; print(os.environ['POD_IP'])")
-            assert outputs[0].content_dict()["text"].startswith("127.42.")
-            sleep = await c.request(
-                "shell", "execute_request", {"code": "import time; time.sleep(60)"}
-            )
-            while True:  # interrupt once the kernel runs it: earlier, there is nothing to stop
-                msg = await c.recv(timeout=30)
-                if msg.msg_type == "execute_input" and msg.parent_msg_id == sleep.msg_id:
-                    break
+            assert stream_text(outputs).startswith("127.42.")
+            await sleeping(c)
             await rest.interrupt_kernel(model["id"])
             while True:
                 msg = await c.recv(timeout=30)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import signal
 import time
 from pathlib import Path
@@ -135,9 +136,11 @@ async def test_a_kernel_pod_that_does_not_answer_is_deleted_at_adoption(control_
     first = await start_pod_broker(control_plane, tmp_path)
     kernel = (await BrokerREST(first.url, first.token).start_kernel("pod"))["id"]
     async with await ChannelsConnection.connect(first.url, kernel, first.token) as conn:
-        # the kernel process stops answering; its pod still looks ready (the port listens)
-        await running(conn, "import os, signal; os.kill(os.getpid(), signal.SIGSTOP)")
-        await kill_9(first)
+        _, outputs = await conn.execute("import os; print(os.getpid())")
+    # The kernel process stops answering; its pod still looks ready (the port listens).
+    # Stopped from here: a kernel stopping itself may never flush what it published.
+    os.kill(int(stream_text(outputs)), signal.SIGSTOP)
+    await kill_9(first)
     second = await start_pod_broker(control_plane, tmp_path, "--KernelRegistry.adopt_timeout=2")
     try:
         assert f"kernel record dropped id={kernel}" in second.log()
