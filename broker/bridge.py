@@ -23,7 +23,7 @@ import zmq
 import zmq.asyncio
 
 from .metrics import Metrics
-from .replay import ReplayBuffer
+from .replay import SessionLog
 from .wire import Message, Signer, WireError, from_zmq, make_message, to_zmq
 
 log = logging.getLogger("broker.bridge")
@@ -31,6 +31,7 @@ log = logging.getLogger("broker.bridge")
 Consumer = Callable[[Message], None]
 _MAX_ROUTES = 10_000
 _MAX_HELD = 1_000  # client messages kept while a kernel restarts
+CLOSE_SUPERSEDED = 1000  # a normal close: the client resumed the session elsewhere
 _SOCKET_TYPES = {"shell": zmq.DEALER, "control": zmq.DEALER, "stdin": zmq.DEALER, "iopub": zmq.SUB}
 
 
@@ -38,6 +39,7 @@ class Connection(Protocol):
     """A client attached to a bridge (a websocket)."""
 
     session_id: str
+    chunk: int  # stream messages larger than this are sent as pieces ``{msg_id}-{n}``
 
     def deliver(self, msg: Message) -> None: ...
 
@@ -109,7 +111,7 @@ class Bridge:
         self._context = context
         self._sockets: dict[str, zmq.asyncio.Socket] = {}
         self._pumps: list[asyncio.Task[None]] = []
-        self._buffers: dict[str, ReplayBuffer] = {}
+        self._logs: dict[str, SessionLog] = {}  # least recently attached or left first
         self._routes: dict[str, Connection] = {}
         self._consumers: dict[str, Consumer] = {}
         self._ready = asyncio.Event()
@@ -182,7 +184,7 @@ class Bridge:
             conn.close(code, reason)
         self.connections.clear()
         self._close_sockets()
-        self._buffers.clear()
+        self._logs.clear()
         self._held.clear()
 
     # --- readiness -------------------------------------------------------------
@@ -289,16 +291,17 @@ class Bridge:
     def _fan_out(self, msg: Message) -> None:
         for conn in self.connections:
             conn.deliver(msg)
-        for buf in self._buffers.values():
-            buf.append(msg)
+        if self._logs:
+            size = msg.size
+            for session_log in self._logs.values():
+                session_log.append(msg, size)
 
     def _deliver_to_session(self, conn: Connection, msg: Message) -> None:
-        """To the asking connection; if it left, to its session's newest connection or buffer."""
+        """To the asking connection (if it left, its session's other one) and the session's log."""
+        session_log = self._logs.get(conn.session_id)
+        if session_log is not None:
+            session_log.append(msg, msg.size)
         if conn not in self.connections:
-            buf = self._buffers.get(conn.session_id)
-            if buf is not None:
-                buf.append(msg)
-                return
             conn = next((c for c in self.connections if c.session_id == conn.session_id), None)
             if conn is None:
                 return
@@ -314,26 +317,51 @@ class Bridge:
 
     # --- clients -> kernel -----------------------------------------------------
 
-    def attach(self, conn: Connection) -> int:
-        """Add a connection; replay what its session missed. Returns the messages replayed."""
-        self.connections.add(conn)
-        buf = self._buffers.pop(conn.session_id, None)
-        if buf is None:
-            return 0
-        missed = buf.drain(self.session)
+    def attach(self, conn: Connection, resume_after: str | None = None) -> int:
+        """Add a connection after replaying what its session did not receive; returns how many.
+
+        Without ``resume_after``: what was delivered since the session's last connection
+        left. With it (the last msg_id the client received): everything after that. Nothing
+        here awaits, so no message from the kernel can fall between the replay and the
+        live messages that follow it.
+        """
+        sid = conn.session_id
+        session_log = self._logs.pop(sid, None)
+        if session_log is None:
+            session_log = SessionLog(self.replay_bytes, self.replay_messages)
+        self._logs[sid] = session_log
+        if resume_after is None:
+            missed = session_log.since_detached(self.session)
+        else:
+            self._supersede(sid)
+            missed = session_log.after(resume_after, self.session)
+        session_log.chunk = conn.chunk
         for msg in missed:
             conn.deliver(msg)
+        self.connections.add(conn)
         return len(missed)
 
+    def _supersede(self, sid: str) -> None:
+        """Close the session's other connections: a client resuming says they are gone (an
+        abrupt drop may not have reached us yet), and the replies to their requests must
+        come to the resumed connection, not to a dead socket."""
+        for old in [c for c in self.connections if c.session_id == sid]:
+            self.connections.discard(old)
+            old.close(CLOSE_SUPERSEDED, "another connection resumed this session")
+
     def detach(self, conn: Connection) -> None:
-        """Remove a connection; start buffering when it was its session's last one."""
+        """Remove a connection; when it was its session's last one, mark where it left."""
         self.connections.discard(conn)
         sid = conn.session_id
-        if not sid or any(c.session_id == sid for c in self.connections):
+        session_log = self._logs.get(sid)
+        if session_log is None or any(c.session_id == sid for c in self.connections):
             return
-        self._buffers[sid] = ReplayBuffer(self.replay_bytes, self.replay_messages)
-        while len(self._buffers) > self.max_buffered_sessions:
-            self._buffers.pop(next(iter(self._buffers)))
+        session_log.detached()
+        self._logs[sid] = self._logs.pop(sid)
+        connected = {c.session_id for c in self.connections}
+        idle = [s for s in self._logs if s not in connected]
+        for old in idle[: max(0, len(idle) - self.max_buffered_sessions)]:
+            del self._logs[old]
 
     async def send(self, msg: Message, conn: Connection | None = None) -> None:
         """Sign and send a client's message; remember who asked so the reply finds them."""

@@ -119,10 +119,13 @@ class KernelRegistry(LoggingConfigurable):
     cull_connected = Bool(False, config=True, help="Cull idle kernels that have connections.")
     cull_busy = Bool(False, config=True, help="Cull kernels that are busy.")
     replay_buffer_bytes = Int(
-        64 * 1024 * 1024, config=True, help="Bytes kept per disconnected session for replay."
+        64 * 1024 * 1024,
+        config=True,
+        help="Bytes of the newest messages each websocket session keeps for a reconnect "
+        "(shared between sessions: about this much per kernel; 0 keeps none).",
     )
     replay_buffer_messages = Int(
-        10_000, config=True, help="Messages kept per disconnected session for replay."
+        10_000, config=True, help="Messages each websocket session keeps for a reconnect."
     )
     state_dir = Unicode(
         config=True,

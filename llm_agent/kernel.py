@@ -2,8 +2,10 @@
 
 ``KernelSession`` creates or attaches to a kernel, runs code and collects an
 ``Execution`` while calling back per event. A dropped websocket is reopened with the
-same session id, so the broker replays what was missed. A timeout interrupts the
-kernel and, when the interrupt does not take, restarts it; the result says so.
+same session id, resuming after the last message received, so the broker replays
+everything after it (even what it had written to the dropped socket). A timeout
+interrupts the kernel and, when the interrupt does not take, restarts it; the result
+says so.
 """
 
 from __future__ import annotations
@@ -87,14 +89,21 @@ class KernelSession:
         await session.connect()
         return session
 
-    async def connect(self) -> None:
-        """Open (or reopen) the websocket with this session's id."""
+    async def connect(self, resume_after: str | None = None) -> None:
+        """Open (or reopen) the websocket with this session's id.
+
+        ``resume_after`` (the last msg_id received) asks for everything after it.
+        """
         if self._conn is not None:
             await _close_draining(self._conn)
         self._restarted = False
         try:
             self._conn = await ChannelsConnection.connect(
-                self.rest.base_url, self.kernel_id, self.rest.token, session_id=self.session_id
+                self.rest.base_url,
+                self.kernel_id,
+                self.rest.token,
+                session_id=self.session_id,
+                resume_after=resume_after,
             )
         except InvalidStatus as e:
             if e.response.status_code in (404, 409):
@@ -179,11 +188,13 @@ class KernelSession:
             await collector.feed(msg)
 
     async def _reconnect(self) -> None:
-        """Reopen the websocket with the same session id; the broker replays missed output."""
+        """Reopen the websocket with the same session id, resuming after the last message
+        received: the broker replays everything after it, nothing twice."""
+        resume_after = self._conn.last_msg_id if self._conn is not None else None
         delay = 0.1
         for attempt in range(1, self.reconnect_attempts + 1):
             try:
-                await self.connect()
+                await self.connect(resume_after)
                 self.reconnects += 1
                 log.info("reconnected kernel=%s session=%s", self.kernel_id, self.session_id)
                 return

@@ -1,4 +1,5 @@
-"""Kernels outlive the broker when it has a state directory: kill -9, SIGTERM, adoption."""
+"""Durability: kernels outlive the broker when it has a state directory (kill -9, SIGTERM,
+adoption), and a websocket that drops resumes where its client stopped receiving."""
 
 from __future__ import annotations
 
@@ -7,13 +8,30 @@ import json
 import os
 import signal
 import stat
+from urllib.parse import quote
 
 import pytest
-from websockets.exceptions import ConnectionClosed
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from broker.client import ChannelsConnection
+from broker.client.channels import channels_url
+from broker.wire import Message
 
-from .broker_process import start_broker
+from .broker_process import RunningBroker, start_broker
+
+# 50 MB printed at once (one message, split in 8 MiB pieces on the way out) or in fifty
+# flushed prints; every line differs, so the text proves order and that nothing repeats.
+FIFTY_MB = {
+    "one print": (
+        "print(''.join(f'{i:0999d}\\n' for i in range(50_000)))",
+        "".join(f"{i:0999d}\n" for i in range(50_000)) + "\n",
+    ),
+    "fifty prints": (
+        "for i in range(50): print(f'{i:02d}' * 500_000, flush=True)",
+        "".join(f"{i:02d}" * 500_000 + "\n" for i in range(50)),
+    ),
+}
 
 
 @pytest.fixture
@@ -130,3 +148,120 @@ def test_pool_kernels_survive_a_restart_too(tmp_path, state_dir, broker_env) -> 
     assert len(records) >= 1
     third = start(tmp_path, state_dir, broker_env, "--pool-size=0")
     third.stop()  # adopts the pool kernels and, with no pool configured, shuts them down
+
+
+def stdout_of(messages: list[Message], request: Message) -> str:
+    return "".join(
+        m.content_dict()["text"]
+        for m in messages
+        if m.msg_type == "stream" and m.parent_msg_id == request.msg_id
+    )
+
+
+def finished(messages: list[Message], request: Message) -> bool:
+    """Whether the request's reply and its idle status are among ``messages``."""
+    mine = [m for m in messages if m.parent_msg_id == request.msg_id]
+    idle = (m.msg_type == "status" and m.content_dict()["execution_state"] == "idle" for m in mine)
+    return any(m.channel == "shell" for m in mine) and any(idle)
+
+
+async def until_done(
+    conn: ChannelsConnection, request: Message, before: list[Message] | None = None
+) -> list[Message]:
+    """What ``conn`` receives until the request is finished, counting what came ``before``
+    on another connection (the reply may overtake 50 MB of iopub output)."""
+    received: list[Message] = []
+    while not finished([*(before or []), *received], request):
+        received.append(await conn.recv(timeout=120))
+    return received
+
+
+@pytest.mark.parametrize("protocol", ["v1", "legacy"])
+@pytest.mark.parametrize("output", FIFTY_MB, ids=list(FIFTY_MB))
+async def test_abrupt_drop_mid_output_resumes_with_everything_exactly_once(
+    broker: RunningBroker, kernel: str, output: str, protocol: str
+) -> None:
+    code, expected = FIFTY_MB[output]
+    kw = {"session_id": "drops", "protocol": protocol}
+    first = await ChannelsConnection.connect(broker.url, kernel, broker.token, **kw)
+    request = await first.request("shell", "execute_request", {"code": code})
+    received = []
+    while not stdout_of(received, request):
+        received.append(await first.recv(timeout=120))
+    # No close handshake: what the broker wrote after this is lost with the socket.
+    first.ws.transport.abort()
+    async with await ChannelsConnection.connect(
+        broker.url, kernel, broker.token, resume_after=first.last_msg_id, **kw
+    ) as again:
+        resumed = await until_done(again, request, received)
+    assert resumed[0].msg_type == "stream"  # the rest of the output came from the log
+    received += resumed
+    ids = [m.msg_id for m in received]
+    assert len(ids) == len(set(ids))
+    assert stdout_of(received, request) == expected
+
+
+async def test_resume_after_a_message_sends_exactly_what_followed_it(
+    broker: RunningBroker, kernel: str
+) -> None:
+    async with await ChannelsConnection.connect(
+        broker.url, kernel, broker.token, session_id="known"
+    ) as conn:
+        request = await conn.request(
+            "shell", "execute_request", {"code": "for c in 'abc': print(c, flush=True)"}
+        )
+        received = await until_done(conn, request)
+    stream = [m for m in received if m.msg_type == "stream"]
+    later = received[received.index(stream[0]) + 1 :]
+    async with await ChannelsConnection.connect(
+        broker.url, kernel, broker.token, session_id="known", resume_after=stream[0].msg_id
+    ) as again:
+        replayed = [await again.recv(timeout=30) for _ in later]
+        assert [m.msg_id for m in replayed] == [m.msg_id for m in later]
+        reply, _ = await again.execute("1")  # then live messages, nothing else in between
+        assert reply.content_dict()["status"] == "ok"
+
+
+async def test_resume_from_an_unknown_id_says_so_then_replays_the_whole_log(
+    broker: RunningBroker, kernel: str
+) -> None:
+    async with await ChannelsConnection.connect(
+        broker.url, kernel, broker.token, session_id="unknown"
+    ) as conn:
+        await conn.execute("print('logged')")
+    async with await ChannelsConnection.connect(
+        broker.url, kernel, broker.token, session_id="unknown", resume_after="never-sent-0"
+    ) as again:
+        notice = await again.recv(timeout=30)
+        assert notice.msg_type == "stream" and notice.content_dict()["name"] == "stderr"
+        assert "never-sent-0" in notice.content_dict()["text"]
+        assert "may be missing" in notice.content_dict()["text"]
+        replayed = [await again.recv(timeout=30)]
+        while replayed[-1].msg_type != "stream":
+            replayed.append(await again.recv(timeout=30))
+        assert replayed[-1].content_dict()["text"] == "logged\n"
+
+
+async def test_resuming_closes_the_sessions_other_connections(
+    broker: RunningBroker, kernel: str
+) -> None:
+    stale = await ChannelsConnection.connect(broker.url, kernel, broker.token, session_id="twice")
+    async with await ChannelsConnection.connect(
+        broker.url, kernel, broker.token, session_id="twice", resume_after="x"
+    ):
+        with pytest.raises(ConnectionClosed) as info:
+            async with asyncio.timeout(30):
+                while True:
+                    await stale.recv()
+        assert info.value.rcvd.code == 1000
+
+
+@pytest.mark.parametrize("value", ["x" * 257, "a b", "<script>", "caf\u00e9", "a/b"])
+async def test_invalid_resume_after_is_refused_with_400(
+    broker: RunningBroker, kernel: str, value: str
+) -> None:
+    url = channels_url(broker.url, kernel, "s") + "&resume_after=" + quote(value)
+    with pytest.raises(InvalidStatus) as info:
+        await connect(url, additional_headers=broker.headers())
+    assert info.value.response.status_code == 400
+    assert set(json.loads(info.value.response.body)) == {"reason", "message"}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -141,6 +142,22 @@ def test_spec_yaml_lists_every_route(broker: RunningBroker) -> None:
         path = re.sub(r"\(\?P<(\w+)>[^)]*\)", r"{\1}", pattern).replace("\\", "")
         path = path.rstrip("?").rstrip("/") or "/"
         assert path in documented, f"{path} missing from spec.yaml"
+
+
+def test_spec_yaml_documents_every_query_parameter_a_handler_reads(broker: RunningBroker) -> None:
+    import yaml
+
+    from broker import handlers
+
+    doc = yaml.safe_load(broker.request("GET", "/api/spec.yaml").text)
+    documented = set()
+    for item in doc["paths"].values():
+        for where in [item, *(op for op in item.values() if isinstance(op, dict))]:
+            documented |= {p["name"] for p in where.get("parameters", []) if p["in"] == "query"}
+    read = set()
+    for source in Path(handlers.__file__).parent.glob("*.py"):
+        read |= set(re.findall(r"get_(?:query_)?argument\(\s*\"(\w+)\"", source.read_text()))
+    assert read and read <= documented, f"undocumented: {read - documented}"
 
 
 def test_interrupt_and_restart_answer_as_jupyter_server(broker: RunningBroker, kernel: str) -> None:

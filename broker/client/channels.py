@@ -21,9 +21,13 @@ from ..wire import (
 )
 
 
-def channels_url(base_url: str, kernel_id: str, session_id: str) -> str:
+def channels_url(
+    base_url: str, kernel_id: str, session_id: str, resume_after: str | None = None
+) -> str:
+    """The websocket URL; ``resume_after`` asks for what followed that msg_id (see connect)."""
     ws = "wss" + base_url[5:] if base_url.startswith("https") else "ws" + base_url[4:]
-    return f"{ws.rstrip('/')}/api/kernels/{quote(kernel_id)}/channels?session_id={session_id}"
+    url = f"{ws.rstrip('/')}/api/kernels/{quote(kernel_id)}/channels?session_id={session_id}"
+    return f"{url}&resume_after={quote(resume_after)}" if resume_after else url
 
 
 def stream_text(outputs: list[Message], name: str = "stdout") -> str:
@@ -38,10 +42,15 @@ def stream_text(outputs: list[Message], name: str = "stdout") -> str:
 class ChannelsConnection:
     """Send and receive Jupyter messages of one kernel over the broker's websocket."""
 
-    def __init__(self, ws: ClientConnection, session_id: str, v1: bool) -> None:
+    def __init__(
+        self, ws: ClientConnection, session_id: str, v1: bool, last_msg_id: str | None = None
+    ) -> None:
         self.ws = ws
         self.session_id = session_id
         self.v1 = v1
+        # What to pass as ``resume_after`` when reconnecting: the last message received, or
+        # (nothing received yet) the resume point this connection itself started from.
+        self.last_msg_id = last_msg_id
 
     @classmethod
     async def connect(
@@ -55,14 +64,17 @@ class ChannelsConnection:
         max_size: int | None = 2**30,
         open_timeout: float = 60.0,
         ssl: SSLContext | None = None,
+        resume_after: str | None = None,
     ) -> ChannelsConnection:
         """Open the websocket; ``protocol`` is ``"v1"`` or ``"legacy"``.
 
+        ``resume_after`` (a dropped connection's ``last_msg_id``, with its ``session_id``)
+        makes the broker send everything of the session after that message first.
         ``ssl`` verifies a wss:// broker against other CAs than the system's.
         """
         session_id = session_id or uuid.uuid4().hex
         ws = await connect(
-            channels_url(base_url, kernel_id, session_id),
+            channels_url(base_url, kernel_id, session_id, resume_after),
             subprotocols=[V1_SUBPROTOCOL] if protocol == "v1" else None,
             additional_headers={"Authorization": f"token {token}"} if token else None,
             max_size=max_size,
@@ -70,7 +82,7 @@ class ChannelsConnection:
             ping_interval=None,
             **({"ssl": ssl} if ssl is not None else {}),
         )
-        return cls(ws, session_id, ws.subprotocol == V1_SUBPROTOCOL)
+        return cls(ws, session_id, ws.subprotocol == V1_SUBPROTOCOL, resume_after)
 
     async def send(self, msg: Message) -> None:
         if self.v1:
@@ -97,7 +109,9 @@ class ChannelsConnection:
 
     async def recv(self, timeout: float | None = None) -> Message:
         data = await asyncio.wait_for(self.ws.recv(), timeout)
-        return unpack_v1(data) if self.v1 else unpack_legacy(data)
+        msg = unpack_v1(data) if self.v1 else unpack_legacy(data)
+        self.last_msg_id = msg.msg_id
+        return msg
 
     async def execute(self, code: str, timeout: float = 60.0) -> tuple[Message, list[Message]]:
         """Run code; return its execute_reply and its outputs (iopub, less status and input)."""

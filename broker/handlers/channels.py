@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import struct
 import uuid
 from typing import Any
@@ -34,18 +35,22 @@ CLOSE_UNSUPPORTED = 1003  # RFC 6455: a kind of frame (text, binary) this endpoi
 CLOSE_INVALID = 1007  # RFC 6455: the message does not follow the protocol
 CLOSE_POLICY = 1008  # RFC 6455: the message breaks a rule (another client's msg_id)
 _LARGE = 64 * 1024  # pieces from this size on are handed to the socket as they are
+# msg_ids are UUIDs, jupyter_client's "{session}_{pid}_{count}", or pieces "{msg_id}-{n}"
+RESUME_AFTER = re.compile(r"[\w.:-]{1,256}", re.ASCII)
 
 
 class ChannelsHandler(AuthMixin, websocket.WebSocketHandler):
     """Frames bridge messages for one websocket in the protocol it negotiated."""
 
     session_id = ""
+    resume_after: str | None = None
 
     async def get(self, kernel_id: str, *args: Any, **kwargs: Any) -> None:
         try:
             user = self.authenticate()
             kernel = await self.broker.registry.find(kernel_id, user)
             self._check_upgrade()
+            self.resume_after = self._resume_point()
             if kernel.dead:
                 raise BrokerError(409, f"Kernel {kernel_id} is dead; restart or shut it down.")
             await kernel.bridge.ready(self.broker.registry.launch_timeout)
@@ -72,6 +77,19 @@ class ChannelsHandler(AuthMixin, websocket.WebSocketHandler):
                 403, f"Websockets from origin {origin!r} are not allowed (--Broker.allow_origin)."
             )
 
+    def _resume_point(self) -> str | None:
+        """The ``resume_after`` query parameter: the last msg_id the client received."""
+        value = self.get_argument("resume_after", "")
+        if not value:
+            return None
+        if not RESUME_AFTER.fullmatch(value):
+            raise BrokerError(
+                400,
+                "resume_after must be the msg_id of the last message received: 1 to 256 "
+                "ASCII letters, digits, '_', '.', ':' or '-'.",
+            )
+        return value
+
     def check_origin(self, origin: str) -> bool:
         allowed = self.broker.allow_origin
         return allowed == "*" or origin == allowed or super().check_origin(origin)
@@ -88,12 +106,13 @@ class ChannelsHandler(AuthMixin, websocket.WebSocketHandler):
         self.chunk = self.broker.stream_chunk_bytes
         if not self.v1:
             self.chunk = min(self.chunk, self.frame_limit - 4096)
-        replayed = self.kernel.bridge.attach(self)
+        replayed = self.kernel.bridge.attach(self, self.resume_after)
         log.info(
-            "websocket open kernel=%s session=%s protocol=%s replayed=%d",
+            "websocket open kernel=%s session=%s protocol=%s resume_after=%s replayed=%d",
             kernel_id,
             self.session_id,
             "v1" if self.v1 else "legacy",
+            self.resume_after or "-",
             replayed,
         )
 

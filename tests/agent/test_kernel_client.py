@@ -97,6 +97,28 @@ async def test_dropped_websocket_reconnects_without_losing_output(
     assert kernel_session.reconnects == 1
 
 
+async def test_websocket_dropped_abruptly_mid_output_resumes_without_loss(
+    kernel_session: KernelSession, workdir: Path
+) -> None:
+    # 20 MB in one print reaches the client as three pieces; the socket is aborted (no close
+    # handshake) after the first, so what the broker had already written is lost with it.
+    # The kernel finishes only after the drop, so the reply cannot have arrived before it.
+    code = (
+        "import os, time\nprint(''.join(f'{i:0999d}\\n' for i in range(20_000)))\n"
+        "while not os.path.exists('go'):\n    time.sleep(0.01)\nprint('after')"
+    )
+    big = "".join(f"{i:0999d}\n" for i in range(20_000)) + "\n"
+
+    async def drop_then_release(text: str) -> None:
+        if not (workdir / "go").exists():
+            kernel_session.connection.ws.transport.abort()
+            (workdir / "go").touch()
+
+    result = await kernel_session.execute(code, callbacks=Callbacks(on_stdout=drop_then_release))
+    assert result.stdout == big + "after\n" and result.ok
+    assert kernel_session.reconnects == 1
+
+
 async def test_attach_resumes_an_existing_kernel(kernel_session: KernelSession, broker) -> None:
     await kernel_session.execute("shared = 'yes'")
     other = await KernelSession.attach(broker.url, broker.token, kernel_session.kernel_id)
