@@ -132,6 +132,9 @@ class Bridge:
         for channel, kind in _SOCKET_TYPES.items():
             sock = self._context.socket(kind)
             sock.linger = 0
+            # We connect before the kernel binds: retry every 10 ms, not ZMQ's 100 ms,
+            # which a cold start would otherwise wait out on each socket.
+            sock.reconnect_ivl = 10
             if kind == zmq.DEALER:
                 # shell and stdin share an identity so the kernel can route input_request to us
                 sock.identity = identity
@@ -216,6 +219,7 @@ class Bridge:
 
         wait = 0.05
         while not (replied.is_set() and self._iopub_seen.is_set()):
+            replied.clear()
             ids = []
             for channel in ("shell", "control"):
                 msg = make_message(channel, "kernel_info_request", {}, session=self.session)
@@ -223,9 +227,14 @@ class Bridge:
                 ids.append(msg.msg_id)
                 await self._sockets[channel].send_multipart(to_zmq(msg, self.signer))
             try:
-                await asyncio.wait_for(self._both(replied, self._iopub_seen), wait)
+                await asyncio.wait_for(replied.wait(), wait)
+                # The kernel is up. Its first statuses may have gone out before our
+                # subscription reached it (ZMQ's slow joiner): then ask again at once
+                # rather than after the backoff.
+                await asyncio.wait_for(self._iopub_seen.wait(), 0.05)
             except TimeoutError:
-                wait = min(wait * 2, 1.0)
+                if not replied.is_set():
+                    wait = min(wait * 2, 1.0)
             finally:
                 for msg_id in ids:
                     self._consumers.pop(msg_id, None)
@@ -234,11 +243,6 @@ class Bridge:
             msg = self._held.popleft()
             await self._sockets[msg.channel].send_multipart(to_zmq(msg, self.signer))
         self._ready.set()
-
-    @staticmethod
-    async def _both(a: asyncio.Event, b: asyncio.Event) -> None:
-        await a.wait()
-        await b.wait()
 
     def reset(self) -> None:
         """The kernel restarts: forget its requests; hold what clients send until it answers.
