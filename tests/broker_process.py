@@ -17,6 +17,15 @@ from broker.client import ChannelsConnection
 from broker.wire import Message
 
 
+async def running(conn: ChannelsConnection, code: str) -> Message:
+    """Send ``code``; return its request once the kernel has started running it."""
+    request = await conn.request("shell", "execute_request", {"code": code})
+    while True:
+        msg = await conn.recv(timeout=30)
+        if msg.msg_type == "execute_input" and msg.parent_msg_id == request.msg_id:
+            return request
+
+
 async def sleeping(conn: ChannelsConnection, seconds: int = 60) -> Message:
     """Start a long sleep; return its request once the kernel is inside it.
 

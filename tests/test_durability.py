@@ -14,11 +14,11 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from broker.client import ChannelsConnection
+from broker.client import ChannelsConnection, stream_text
 from broker.client.channels import channels_url
 from broker.wire import Message
 
-from .broker_process import RunningBroker, start_broker
+from .broker_process import RunningBroker, running, start_broker
 
 # 50 MB printed at once (one message, split in 8 MiB pieces on the way out) or in fifty
 # flushed prints; every line differs, so the text proves order and that nothing repeats.
@@ -50,13 +50,8 @@ async def test_kill_9_during_execution_keeps_kernel_and_variables(
     kernel = first.start_kernel()
     first.execute(kernel, "answer = 42")
     conn = await ChannelsConnection.connect(first.url, kernel, first.token, session_id="s1")
-    request = await conn.request(
-        "shell", "execute_request", {"code": "import time; time.sleep(1); done = True"}
-    )
-    while True:  # the kernel is running it: the broker dies in the middle of the execution
-        msg = await conn.recv(timeout=30)
-        if msg.msg_type == "execute_input" and msg.parent_msg_id == request.msg_id:
-            break
+    # the kernel is running it: the broker dies in the middle of the execution
+    await running(conn, "import time; time.sleep(1); done = True")
     first.proc.send_signal(signal.SIGKILL)
     first.proc.wait()
     with pytest.raises(ConnectionClosed):
@@ -72,7 +67,7 @@ async def test_kill_9_during_execution_keeps_kernel_and_variables(
             second.url, kernel, second.token, session_id="s1"
         ) as again:
             reply, outputs = await again.execute("print(answer, done)")
-            assert outputs[-1].content_dict().get("text") == "42 True\n"
+            assert stream_text(outputs) == "42 True\n"
     finally:
         second.delete_kernel(kernel)
         second.stop()
@@ -140,6 +135,7 @@ def test_pool_kernels_survive_a_restart_too(tmp_path, state_dir, broker_env) -> 
         kernel = second.start_kernel()
         assert second.stdout(kernel, "print(1)") == "1\n"
         second.delete_kernel(kernel)
+        asyncio.run(wait_for_pool(second, 1))  # refills wait for hand-outs to pause
     finally:
         second.request("GET", "/api/kernels")
         second.stop()
@@ -236,10 +232,10 @@ async def test_resume_from_an_unknown_id_says_so_then_replays_the_whole_log(
         assert notice.msg_type == "stream" and notice.content_dict()["name"] == "stderr"
         assert "never-sent-0" in notice.content_dict()["text"]
         assert "may be missing" in notice.content_dict()["text"]
-        replayed = [await again.recv(timeout=30)]
-        while replayed[-1].msg_type != "stream":
+        replayed: list[Message] = []
+        while not stream_text(replayed).endswith("\n"):
             replayed.append(await again.recv(timeout=30))
-        assert replayed[-1].content_dict()["text"] == "logged\n"
+        assert stream_text(replayed) == "logged\n"
 
 
 async def test_resuming_closes_the_sessions_other_connections(

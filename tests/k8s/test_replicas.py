@@ -19,6 +19,7 @@ from websockets.exceptions import ConnectionClosed
 from broker.client import BrokerAPIError, BrokerREST, ChannelsConnection, stream_text
 from broker.provisioners.pod import LABEL_KERNEL_ID
 
+from ..broker_process import running
 from .conftest import NAMESPACE
 from .test_broker_pods import start_pod_broker
 
@@ -40,15 +41,6 @@ async def until_closed(conn: ChannelsConnection) -> ConnectionClosed:
             while True:
                 await conn.recv()
     return closed.value
-
-
-async def running(conn: ChannelsConnection, code: str) -> None:
-    """Send ``code`` and return once the kernel has started running it."""
-    request = await conn.request("shell", "execute_request", {"code": code})
-    while True:
-        msg = await conn.recv(timeout=30)
-        if msg.msg_type == "execute_input" and msg.parent_msg_id == request.msg_id:
-            return
 
 
 def rbac_requests(requests: list[tuple[str, str]]) -> set[tuple[str, str, str]]:
