@@ -84,7 +84,7 @@ def _decode(data: str | bytes, v1: bool) -> tuple[str, str, str | None, dict[str
     """
     if v1:
         msg = unpack_v1(data)
-        return msg.channel, msg.msg_type, msg.parent_msg_id, json.loads(msg.content)
+        return msg.channel, msg.msg_type, msg.parent_msg_id, msg.content_dict()
     if isinstance(data, str):
         doc = json.loads(data)
         parent = doc.get("parent_header") or {}

@@ -11,7 +11,6 @@ the handshake) register a consumer for a request's msg_id instead of a connectio
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 import uuid
@@ -24,7 +23,7 @@ import zmq.asyncio
 
 from .metrics import Metrics
 from .replay import SessionLog
-from .wire import Message, Signer, WireError, from_zmq, make_message, to_zmq
+from .wire import Message, Part, Signer, WireError, from_zmq, keep, make_message, to_zmq
 
 log = logging.getLogger("broker.bridge")
 
@@ -155,9 +154,9 @@ class Bridge:
 
     async def _pump(self, channel: str, sock: zmq.asyncio.Socket) -> None:
         while True:
-            frames = await sock.recv_multipart()
+            frames = await sock.recv_multipart(copy=False)
             try:
-                self._from_kernel(channel, frames)
+                self._from_kernel(channel, [keep(f.buffer) for f in frames])
             except Exception:  # one bad message must not stop the kernel's traffic
                 log.exception("kernel %s: error handling a %s message", self.kernel_id, channel)
 
@@ -262,7 +261,7 @@ class Bridge:
 
     # --- kernel -> clients -----------------------------------------------------
 
-    def _from_kernel(self, channel: str, frames: list[bytes]) -> None:
+    def _from_kernel(self, channel: str, frames: list[Part]) -> None:
         try:
             msg = from_zmq(channel, frames, self.signer, self.verify)
         except WireError as e:
@@ -273,7 +272,7 @@ class Bridge:
         if channel == "iopub":
             self._iopub_seen.set()
             if msg.msg_type == "status":
-                state = json.loads(msg.content).get("execution_state")
+                state = msg.content_dict().get("execution_state")
                 if isinstance(state, str):
                     self.execution_state = state
             if self._consumers:

@@ -2,7 +2,9 @@
 
 Nothing here touches a socket. Messages keep their JSON parts as the raw bytes the
 kernel (or client) produced, so the bridge can forward them without re-parsing;
-only the small header and parent header are decoded, and only when asked.
+only the small header and parent header are decoded, and only when asked. Large parts
+are not even copied: they stay views of the frame they arrived in (see :func:`keep`)
+and go out as pieces (see :class:`Joined` and :func:`v1_parts`).
 
 Framings (see DESIGN.md, "The contract with real clients"):
 
@@ -31,15 +33,51 @@ PROTOCOL_VERSION = "5.4"
 _EMPTY = b"{}"
 _MAX_PARTS = 4 + 1024  # the four JSON parts plus buffers
 _LEGACY_PARTS = ("parent_header", "metadata", "content")
+ZERO_COPY_BYTES = 1 << 16
+"""Received parts at least this large stay views of the frame they arrived in."""
+
+Part = bytes | memoryview
+
+
+class Joined:
+    """Bytes made of pieces, joined only if somebody needs them whole.
+
+    A split stream message's content is the JSON head, a slice of the kernel's text and
+    the JSON tail: framing writes the three one after another instead of copying 8 MiB
+    to put them side by side.
+    """
+
+    __slots__ = ("pieces", "_size")
+
+    def __init__(self, pieces: list[Part]) -> None:
+        self.pieces = pieces
+        self._size = sum(len(p) for p in pieces)
+
+    def __len__(self) -> int:
+        return self._size
+
+    def __bytes__(self) -> bytes:
+        return b"".join(self.pieces)
+
+
+def keep(part: memoryview) -> Part:
+    """A received part as the message keeps it: small ones copied out as plain bytes, large
+    ones left a view of the frame, so 50 MB of output is never copied on its way through."""
+    return part if part.nbytes >= ZERO_COPY_BYTES else part.tobytes()
+
+
+Parts = list[Part]
 
 
 class WireError(ValueError):
     """A frame that does not follow the framing it claims."""
 
 
-def _loads_object(raw: bytes | str, what: str) -> dict[str, Any]:
+def _loads_object(raw: Part | Joined | str, what: str) -> dict[str, Any]:
     try:
-        value = json.loads(raw)
+        if isinstance(raw, memoryview):  # decoded as json.loads decodes bytes, minus a copy
+            raw = str(raw, "utf-8", "surrogatepass")
+        value = json.loads(bytes(raw) if isinstance(raw, Joined) else raw)
     except (UnicodeDecodeError, ValueError) as e:
         raise WireError(f"{what} is not valid JSON: {e}") from None
     except RecursionError:  # json's answer to deep nesting, e.g. [[[[...]]]]
@@ -58,11 +96,11 @@ class Message:
     """One Jupyter message; the JSON parts stay raw bytes until someone needs them."""
 
     channel: str
-    header: bytes
-    parent_header: bytes = _EMPTY
-    metadata: bytes = _EMPTY
-    content: bytes = _EMPTY
-    buffers: list[bytes] = field(default_factory=list)
+    header: Part
+    parent_header: Part = _EMPTY
+    metadata: Part = _EMPTY
+    content: Part | Joined = _EMPTY
+    buffers: list[Part] = field(default_factory=list)
     _header: dict[str, Any] | None = field(default=None, repr=False, compare=False)
     _parent: dict[str, Any] | None = field(default=None, repr=False, compare=False)
 
@@ -202,7 +240,7 @@ class Signer:
         return hmac.compare_digest(signature, self.sign(parts))
 
 
-def from_zmq(channel: str, frames: list[bytes], signer: Signer, verify: bool = True) -> Message:
+def from_zmq(channel: str, frames: list[Part], signer: Signer, verify: bool = True) -> Message:
     """A message received from a kernel socket; the identities before the delimiter are dropped.
 
     ``verify=False`` skips the HMAC check, for transports that already authenticate
@@ -230,9 +268,6 @@ def to_zmq(msg: Message, signer: Signer, idents: list[bytes] | None = None) -> l
 # --- v1 websocket ----------------------------------------------------------
 
 
-Parts = list[bytes | memoryview]
-
-
 def pack_v1(msg: Message) -> bytes:
     """The v1 binary frame for a message; JSON parts are copied, never parsed."""
     return b"".join(v1_parts(msg))
@@ -241,28 +276,31 @@ def pack_v1(msg: Message) -> bytes:
 def v1_parts(msg: Message) -> Parts:
     """The v1 frame as the pieces it is made of, in order: written one after another they
     are the frame, with no copy of a (possibly 50 MB) content."""
-    parts: Parts = [
-        msg.channel.encode(),
-        msg.header,
-        msg.parent_header,
-        msg.metadata,
-        msg.content,
-        *msg.buffers,
-    ]
+    parts = [msg.channel.encode(), msg.header, msg.parent_header, msg.metadata, msg.content]
+    parts += msg.buffers
     count = len(parts) + 1  # one offset where each part starts, plus the end
     offset = 8 * (count + 1)
     offsets = [offset]
     for p in parts:
         offset += len(p)
         offsets.append(offset)
-    return [struct.pack(f"<{count + 1}Q", count, *offsets), *parts]
+    return [struct.pack(f"<{count + 1}Q", count, *offsets), *_flat(parts)]
+
+
+def _flat(parts: list[Part | Joined]) -> Parts:
+    return [
+        piece for part in parts for piece in (part.pieces if isinstance(part, Joined) else [part])
+    ]
 
 
 def unpack_v1(data: bytes) -> Message:
-    """Parse a v1 binary frame. Raises WireError for anything malformed."""
+    """Parse a v1 binary frame. Raises WireError for anything malformed.
+
+    Large parts are views of ``data``, which the message keeps alive.
+    """
     if not isinstance(data, bytes | bytearray | memoryview):
         raise WireError("v1 frames must be binary")
-    data = bytes(data)
+    data = memoryview(data).cast("B")
     n = len(data)
     if n < 8:
         raise WireError("v1 frame shorter than its offset count")
@@ -274,9 +312,9 @@ def unpack_v1(data: bytes) -> Message:
         raise WireError("v1 offsets do not span the frame")
     if any(a > b for a, b in zip(offsets, offsets[1:], strict=False)):
         raise WireError("v1 offsets are not increasing")
-    parts = [data[a:b] for a, b in zip(offsets, offsets[1:], strict=False)]
+    parts = [keep(data[a:b]) for a, b in zip(offsets, offsets[1:], strict=False)]
     try:
-        channel = parts[0].decode()
+        channel = str(parts[0], "utf-8")
     except UnicodeDecodeError:
         raise WireError("v1 channel is not UTF-8") from None
     return Message(channel, parts[1], parts[2], parts[3], parts[4], parts[5:])
@@ -288,7 +326,7 @@ def unpack_v1(data: bytes) -> Message:
 def _legacy_json(msg: Message) -> Parts:
     """The legacy JSON document's pieces, assembled around the raw parts without re-encoding."""
     h = msg.header_dict
-    return [
+    doc: list[Part | Joined] = [
         b'{"header":',
         msg.header,
         b',"msg_id":',
@@ -305,6 +343,7 @@ def _legacy_json(msg: Message) -> Parts:
         _dumps(msg.channel),
         b',"buffers":[]}' if not msg.buffers else b"}",
     ]
+    return _flat(doc)
 
 
 def pack_legacy(msg: Message) -> tuple[bytes, bool]:
@@ -410,11 +449,26 @@ def normalize_inbound(msg: Message) -> Message:
 
 
 _BACKSLASH = ord("\\")
+_WINDOW = 1 << 18
 
 
-def _text_span(content: bytes) -> tuple[int, int] | None:
+def _find(buf: Part, needle: bytes, start: int = 0) -> int:
+    """``bytes.find`` for a memoryview too (it has none): a window at a time, copying only
+    that much (a quarter MiB stays in the cache)."""
+    if isinstance(buf, bytes):
+        return buf.find(needle, start)
+    overlap = len(needle) - 1
+    while start < len(buf):
+        i = bytes(buf[start : start + _WINDOW + overlap]).find(needle)
+        if i >= 0:
+            return start + i
+        start += _WINDOW
+    return -1
+
+
+def _text_span(content: Part) -> tuple[int, int] | None:
     """Start and end of the raw ``text`` string value in a stream message's JSON content."""
-    key = content.find(b'"text"')
+    key = _find(content, b'"text"')
     if key < 0:
         return None
     i = key + len(b'"text"')
@@ -424,7 +478,7 @@ def _text_span(content: bytes) -> tuple[int, int] | None:
         return None
     start = end = i + 1
     while True:  # the first quote not escaped by an odd run of backslashes ends the string
-        end = content.find(b'"', end)
+        end = _find(content, b'"', end)
         if end < 0:
             return None
         run = 0
@@ -435,7 +489,7 @@ def _text_span(content: bytes) -> tuple[int, int] | None:
         end += 1
 
 
-def _opens_escape(content: bytes, start: int, j: int) -> bool:
+def _opens_escape(content: Part, start: int, j: int) -> bool:
     """Whether the backslash at ``j`` opens an escape (an even run of backslashes precedes it)."""
     run = j
     while run > start and content[run - 1] == _BACKSLASH:
@@ -443,7 +497,7 @@ def _opens_escape(content: bytes, start: int, j: int) -> bool:
     return (j - run) % 2 == 0
 
 
-def _safe_cut(content: bytes, start: int, pos: int) -> int:
+def _safe_cut(content: Part, start: int, pos: int) -> int:
     """The nearest position at or before ``pos`` that splits neither a UTF-8 character nor an
     escape sequence (``\\x``, ``\\uXXXX``, or a surrogate pair of them)."""
     while pos > start and 0x80 <= content[pos] < 0xC0:
@@ -458,7 +512,7 @@ def _safe_cut(content: bytes, start: int, pos: int) -> int:
     if (
         high >= start
         and content[high] == _BACKSLASH
-        and content[high + 1 : high + 4].lower() in (b"ud8", b"ud9", b"uda", b"udb")
+        and bytes(content[high + 1 : high + 4]).lower() in (b"ud8", b"ud9", b"uda", b"udb")
         and _opens_escape(content, start, high)
     ):
         pos = high
@@ -470,17 +524,18 @@ def split_stream(msg: Message, max_bytes: int) -> list[Message]:
 
     Clients with a frame limit (Jupyter Server's gateway client drops the connection
     above 10 MiB) receive the same text in order. The raw JSON is cut between characters,
-    never decoded and re-encoded: on 50 MB of output that would cost seconds.
+    never decoded and re-encoded (on 50 MB of output that would cost seconds), nor copied:
+    each piece's content is the JSON head and tail around a view of the text.
     Other message types are returned whole.
     """
-    if msg.msg_type != "stream" or len(msg.content) <= max_bytes:
-        return [msg]
     content = msg.content
+    if msg.msg_type != "stream" or len(content) <= max_bytes or isinstance(content, Joined):
+        return [msg]
     span = _text_span(content)
     if span is None:
         return [msg]
     start, end = span
-    head, tail = content[:start], content[end:]
+    head, tail = bytes(content[:start]), bytes(content[end:])
     room = max(16, max_bytes - len(head) - len(tail))
     out = []
     pos = start
@@ -494,7 +549,7 @@ def split_stream(msg: Message, max_bytes: int) -> list[Message]:
             _dumps(header),
             msg.parent_header,
             msg.metadata,
-            b"".join([head, memoryview(content)[pos:cut], tail]),
+            Joined([head, memoryview(content)[pos:cut], tail]),
         )
         piece._header = header
         out.append(piece)

@@ -192,8 +192,9 @@ def test_split_stream_leaves_other_messages_whole():
     assert wire.split_stream(msg, 1) == [msg]
 
 
+@pytest.mark.parametrize("as_view", [False, True], ids=["bytes", "view"])
 @pytest.mark.parametrize("ensure_ascii", [True, False])
-def test_split_stream_never_cuts_an_escape_or_a_character(ensure_ascii):
+def test_split_stream_never_cuts_an_escape_or_a_character(ensure_ascii, as_view):
     rng = random.Random(7)
     alphabet = ["a", "é", "€", "😀", '"', "\\", "\n", "\x01", "\u2028", "u", "\\u"]
     for _ in range(1500):
@@ -202,7 +203,40 @@ def test_split_stream_never_cuts_an_escape_or_a_character(ensure_ascii):
         msg.content = json.dumps(
             {"name": "stdout", "text": text}, ensure_ascii=ensure_ascii
         ).encode()
+        if as_view:  # as a large part received from a kernel is kept
+            msg.content = memoryview(msg.content)
         limit = rng.randint(60, 200)
         pieces = wire.split_stream(msg, limit)
-        assert "".join(json.loads(p.content)["text"] for p in pieces) == text
+        assert "".join(p.content_dict()["text"] for p in pieces) == text
         assert all(len(p.content) <= limit for p in pieces)
+
+
+def test_find_in_a_view_matches_bytes_find_across_its_windows(monkeypatch):
+    monkeypatch.setattr(wire, "_WINDOW", 7)  # needles straddle many window edges
+    rng = random.Random(3)
+    for _ in range(300):
+        data = bytes(rng.choice(b'ab"\\t') for _ in range(rng.randint(0, 60)))
+        needle = rng.choice([b'"', b'"text"', b"ab", b"\\"])
+        start = rng.randint(0, 10)
+        assert wire._find(memoryview(data), needle, start) == data.find(needle, start)
+
+
+def test_large_parts_travel_as_views_of_the_frame_they_came_in():
+    """50 MB of output is not copied by the broker: received parts over ZERO_COPY_BYTES
+    stay views of the received frame, and split pieces are views of those."""
+    text = "x" * (3 * wire.ZERO_COPY_BYTES)
+    msg = wire.make_message("iopub", "stream", {"name": "stdout", "text": text}, session="s")
+    frame = wire.pack_v1(msg)
+    received = wire.unpack_v1(frame)
+    assert isinstance(received.header, bytes)  # small parts are plain bytes
+    assert isinstance(received.content, memoryview) and received.content.obj is frame
+    pieces = wire.split_stream(received, wire.ZERO_COPY_BYTES)
+    assert len(pieces) == 4
+    for piece in pieces:
+        _, text_view, _ = piece.content.pieces
+        assert text_view.obj is frame
+        channel, parts = deserialize_msg_from_ws_v1(wire.pack_v1(piece))
+        assert channel == "iopub" and json.loads(parts[3])["name"] == "stdout"
+    assert "".join(p.content_dict()["text"] for p in pieces) == text
+    legacy, binary = wire.pack_legacy(pieces[0])
+    assert not binary and json.loads(legacy)["content"] == pieces[0].content_dict()
