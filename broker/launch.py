@@ -14,6 +14,7 @@ import logging
 import os
 import shutil
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import zmq.asyncio
@@ -89,11 +90,18 @@ class KernelLauncher:
         return bridge
 
     async def spawn(
-        self, name: str, env: dict[str, str], cwd: str, timeout: float, kernel_id: str = ""
+        self,
+        name: str,
+        env: dict[str, str],
+        cwd: str,
+        timeout: float,
+        kernel_id: str = "",
+        launched: Callable[[AsyncKernelManager], Awaitable[None]] | None = None,
     ) -> WarmKernel:
         """Start a kernel and wait until it answers kernel_info with iopub subscribed.
 
-        Pool kernels get an id of their own until they are handed out.
+        Pool kernels get an id of their own until they are handed out. ``launched`` is
+        called as soon as the process (or pod) exists, before it answers.
         """
         spawn_id = kernel_id or str(uuid.uuid4())
         km = self._manager(spawn_id, name)
@@ -106,6 +114,8 @@ class KernelLauncher:
                 cwd=cwd,
                 independent=self.independent,
             )
+            if launched is not None:
+                await launched(km)
             bridge = self.bridge_for(spawn_id, km)
             await bridge.ready(timeout)
         except BaseException as e:
@@ -137,15 +147,16 @@ class KernelLauncher:
     # --- records ---------------------------------------------------------------
 
     @staticmethod
-    async def record(kernel_id: str, warm: WarmKernel, owner: str | None) -> dict[str, Any]:
+    async def record(
+        kernel_id: str, spec: str, km: AsyncKernelManager, created: float, owner: str | None
+    ) -> dict[str, Any]:
         """What a later broker needs to adopt this kernel (see store.py)."""
-        km = warm.manager
         launch_args = {k: v for k, v in km._launch_args.items() if k in ("env", "cwd")}
         return {
             "id": kernel_id,
-            "name": warm.spec,
+            "name": spec,
             "owner": owner,
-            "created": warm.created,
+            "created": created,
             "connection_file": km.connection_file,
             "connection_info": km.get_connection_info(session=False),
             "provisioner_info": await km.provisioner.get_provisioner_info(),

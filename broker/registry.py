@@ -292,7 +292,7 @@ class KernelRegistry(LoggingConfigurable):
                 await self._apply_late_env(warm, env, cwd)
             return warm
         async with self._start_slots:
-            return await self.launcher.spawn(name, env, cwd, timeout, kernel_id)
+            return await self._spawn(name, env, cwd, timeout, kernel_id, env["KERNEL_USERNAME"])
 
     async def _apply_late_env(self, warm: WarmKernel, env: dict[str, str], cwd: str) -> None:
         """Set a pooled kernel's environment variables and working directory, silently.
@@ -324,12 +324,33 @@ class KernelRegistry(LoggingConfigurable):
     async def _spawn_warm(self, name: str) -> WarmKernel:
         """A pool kernel; recorded too, so that a broker killed with -9 leaves no orphan."""
         env = {"KERNEL_USERNAME": self.pool_owner} if self.pool_owner else {}
-        warm = await self.launcher.spawn(
-            name, env, self.working_dir, self.launch_timeout, f"{WARM_PREFIX}{uuid.uuid4()}"
-        )
-        if self.store is not None:
-            self.store.save(await self.launcher.record(warm.manager.kernel_id, warm, None))
-        return warm
+        kernel_id = f"{WARM_PREFIX}{uuid.uuid4()}"
+        return await self._spawn(name, env, self.working_dir, self.launch_timeout, kernel_id, None)
+
+    async def _spawn(
+        self,
+        name: str,
+        env: dict[str, str],
+        cwd: str,
+        timeout: float,
+        kernel_id: str,
+        owner: str | None,
+    ) -> WarmKernel:
+        """Start a kernel, recorded from the moment its process exists: a broker killed
+        with -9 in the middle of a start leaves a record that the next one adopts or
+        ends, never an orphan process."""
+        if self.store is None:
+            return await self.launcher.spawn(name, env, cwd, timeout, kernel_id)
+        store, created = self.store, time.time()
+
+        async def launched(km: AsyncKernelManager) -> None:
+            store.save(await self.launcher.record(kernel_id, name, km, created, owner))
+
+        try:
+            return await self.launcher.spawn(name, env, cwd, timeout, kernel_id, launched)
+        except BaseException:
+            store.delete(kernel_id)
+            raise
 
     async def _discard_warm(self, warm: WarmKernel) -> None:
         if self.store is not None:
@@ -352,8 +373,11 @@ class KernelRegistry(LoggingConfigurable):
 
     async def _save(self, kernel: ManagedKernel) -> None:
         if self.store is not None:
-            warm = WarmKernel(kernel.name, kernel.manager, kernel.bridge, kernel.created)
-            self.store.save(await self.launcher.record(kernel.id, warm, kernel.owner))
+            self.store.save(
+                await self.launcher.record(
+                    kernel.id, kernel.name, kernel.manager, kernel.created, kernel.owner
+                )
+            )
 
     def _working_dir(self, env: dict[str, str]) -> str:
         requested = env.get("KERNEL_WORKING_DIR")

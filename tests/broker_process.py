@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -140,3 +141,16 @@ def start_users_broker(
     broker = start_broker(tmp, f"--users-file={users_file}", *args, token=None, env=env)
     broker.token = admin_token
     return broker
+
+
+def kill_recorded_kernels(state_dir: Path) -> None:
+    """Kill the kernels recorded in a broker's state directory.
+
+    A broker with a state directory keeps its kernels (pool kernels too) when it stops:
+    that is the point of it. The test that made them ends them.
+    """
+    for path in state_dir.glob("kernels/*.json"):
+        pid = json.loads(path.read_text()).get("provisioner_info", {}).get("pid")
+        if pid:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)

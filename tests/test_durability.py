@@ -8,9 +8,14 @@ import json
 import os
 import signal
 import stat
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from urllib.parse import quote
 
 import pytest
+import requests
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
@@ -18,7 +23,8 @@ from broker.client import ChannelsConnection, stream_text
 from broker.client.channels import channels_url
 from broker.wire import Message
 
-from .broker_process import RunningBroker, running, start_broker
+from .broker_process import RunningBroker, kill_recorded_kernels, running, start_broker
+from .conftest import write_kernelspec
 
 # 50 MB printed at once (one message, split in 8 MiB pieces on the way out) or in fifty
 # flushed prints; every line differs, so the text proves order and that nothing repeats.
@@ -36,7 +42,8 @@ FIFTY_MB = {
 
 @pytest.fixture
 def state_dir(tmp_path):
-    return tmp_path / "state"
+    yield tmp_path / "state"
+    kill_recorded_kernels(tmp_path / "state")
 
 
 def start(tmp_path, state_dir, broker_env, *args):
@@ -119,6 +126,44 @@ def test_a_record_whose_kernel_is_gone_is_dropped(tmp_path, state_dir, broker_en
         assert second.request("GET", "/api/kernels").json() == []
         assert f"kernel record dropped id={kernel}" in second.log()
         assert not (state_dir / "kernels" / f"{kernel}.json").exists()
+    finally:
+        second.stop()
+
+
+def _gone(pid: int) -> bool:
+    """No such process, or only its zombie (the broker that started it is dead)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] in "ZX"
+    except FileNotFoundError:
+        return True
+
+
+def test_kill_9_in_the_middle_of_a_start_leaves_no_orphan(tmp_path, state_dir, broker_env) -> None:
+    """The process is recorded as soon as it exists, before it answers: the next broker
+    finds the record, sees the kernel never answers, and ends it."""
+    root = tmp_path / "jupyter"
+    write_kernelspec(root, "mute", argv=[sys.executable, "-c", "import time; time.sleep(600)"])
+    env = {**broker_env, "JUPYTER_PATH": f"{root}{os.pathsep}{broker_env['JUPYTER_PATH']}"}
+    first = start(tmp_path, state_dir, env, "--pool-size=0")
+    try:
+        with ThreadPoolExecutor(1) as pool:
+            starting = pool.submit(first.request, "POST", "/api/kernels", {"name": "mute"})
+            records = state_dir / "kernels"
+            deadline = time.monotonic() + 60
+            while not list(records.glob("*.json")) and time.monotonic() < deadline:
+                time.sleep(0.05)  # the record file is the event; nothing else announces it
+            (record,) = records.glob("*.json")
+            pid = json.loads(record.read_text())["provisioner_info"]["pid"]
+            first.proc.send_signal(signal.SIGKILL)
+            first.proc.wait()
+            assert isinstance(starting.exception(), requests.ConnectionError)
+    finally:
+        first.stop()  # already dead unless the test failed before the kill
+    assert not _gone(pid)
+    second = start(tmp_path, state_dir, env, "--pool-size=0", "--KernelRegistry.adopt_timeout=1")
+    try:
+        assert f"kernel record dropped id={record.stem}" in second.log()
+        assert _gone(pid) and not record.exists()
     finally:
         second.stop()
 

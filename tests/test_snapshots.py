@@ -17,7 +17,7 @@ import requests
 
 from broker import snapshot_kernel
 
-from .broker_process import RunningBroker, start_users_broker
+from .broker_process import RunningBroker, kill_recorded_kernels, start_users_broker
 
 USERS = {
     "users": [
@@ -57,8 +57,10 @@ _private = 1
 
 
 @pytest.fixture(scope="module")
-def state_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("state")
+def state_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    path = tmp_path_factory.mktemp("state")
+    yield path
+    kill_recorded_kernels(path)
 
 
 @pytest.fixture(scope="module")
