@@ -206,7 +206,7 @@ class KubernetesProvisioner(KernelProvisionerBase):  # type: ignore[misc]
         try:
             secret = manifests.make_secret(f"{name}-connection", created, info)
             await kube.create_secret(self.namespace, secret)
-            ip = await self._wait_ready(reflector, timeout - (time.monotonic() - started))
+            ip = await self._wait_ready(reflector, timeout, started)
         except BaseException:
             await self._remove_pod(grace_seconds=0)
             raise
@@ -248,7 +248,8 @@ class KubernetesProvisioner(KernelProvisionerBase):  # type: ignore[misc]
             info["curve_secretkey"] = secret.decode("ascii")
         return info
 
-    async def _wait_ready(self, reflector: PodReflector, timeout: float) -> str:
+    async def _wait_ready(self, reflector: PodReflector, timeout: float, started: float) -> str:
+        """The pod's IP once it is ready, ``timeout`` seconds after ``started`` at most."""
         name = self.pod_name
         outcome: dict[str, Any] = {}
 
@@ -260,9 +261,10 @@ class KubernetesProvisioner(KernelProvisionerBase):  # type: ignore[misc]
             outcome["state"] = state
             return state.ready or bool(state.failure)
 
-        if not await reflector.wait_for(settled, max(timeout, 0.0)):
+        remaining = max(timeout - (time.monotonic() - started), 0.0)
+        if not await reflector.wait_for(settled, remaining):
             raise KernelLaunchError(
-                f"kernel pod {name} was not ready within {timeout:.0f} s (launch timeout); "
+                f"kernel pod {name} was not ready within {timeout:g} s (launch timeout); "
                 "the cluster may be short of capacity or the image slow to pull: retry, or raise "
                 "KERNEL_LAUNCH_TIMEOUT up to the broker's limit"
             )
