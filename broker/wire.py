@@ -59,6 +59,11 @@ class Joined:
     def __bytes__(self) -> bytes:
         return b"".join(self.pieces)
 
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Joined | bytes | bytearray | memoryview):
+            return bytes(self) == bytes(other)
+        return NotImplemented
+
 
 def keep(part: memoryview) -> Part:
     """A received part as the message keeps it: small ones copied out as plain bytes, large
