@@ -154,9 +154,11 @@ class Bridge:
 
     async def _pump(self, channel: str, sock: zmq.asyncio.Socket) -> None:
         while True:
+            # Frames, not bytes: a large part (50 MB of output) stays where ZMQ received it
+            # instead of being copied (~100 ms); small ones cost ~1.5 us more each this way.
             frames = await sock.recv_multipart(copy=False)
             try:
-                self._from_kernel(channel, [keep(f.buffer) for f in frames])
+                self._from_kernel(channel, [keep(f) for f in frames])
             except Exception:  # one bad message must not stop the kernel's traffic
                 log.exception("kernel %s: error handling a %s message", self.kernel_id, channel)
 

@@ -65,10 +65,11 @@ class Joined:
         return NotImplemented
 
 
-def keep(part: memoryview) -> Part:
-    """A received part as the message keeps it: small ones copied out as plain bytes, large
-    ones left a view of the frame, so 50 MB of output is never copied on its way through."""
-    return part if part.nbytes >= ZERO_COPY_BYTES else part.tobytes()
+def keep(part: Any) -> Part:
+    """A received part (a ZMQ frame, a slice of a websocket frame: anything with the buffer
+    protocol) as the message keeps it: small ones copied out as plain bytes, large ones
+    left a view of the frame, so 50 MB of output is never copied on its way through."""
+    return memoryview(part) if len(part) >= ZERO_COPY_BYTES else bytes(part)
 
 
 Parts = list[Part]
