@@ -8,10 +8,10 @@ import json
 import os
 import signal
 import stat
+import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from urllib.parse import quote
 
 import pytest
@@ -21,6 +21,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from broker.client import ChannelsConnection, stream_text
 from broker.client.channels import channels_url
+from broker.provisioners.local import pid_alive
 from broker.wire import Message
 
 from .broker_process import RunningBroker, kill_recorded_kernels, running, start_broker
@@ -130,12 +131,14 @@ def test_a_record_whose_kernel_is_gone_is_dropped(tmp_path, state_dir, broker_en
         second.stop()
 
 
-def _gone(pid: int) -> bool:
-    """No such process, or only its zombie (the broker that started it is dead)."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] in "ZX"
-    except FileNotFoundError:
-        return True
+def test_a_zombie_is_not_alive_and_is_reaped() -> None:
+    """A kernel that died but was not reaped (its parent, a killed broker, cannot) must not
+    look alive: the monitor would never restart it and a shutdown would wait forever."""
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    os.waitid(os.P_PID, child.pid, os.WEXITED | os.WNOWAIT)  # exited, not reaped: a zombie
+    assert not pid_alive(child.pid)
+    with pytest.raises(ChildProcessError):  # pid_alive reaped it
+        os.waitpid(child.pid, os.WNOHANG)
 
 
 def test_kill_9_in_the_middle_of_a_start_leaves_no_orphan(tmp_path, state_dir, broker_env) -> None:
@@ -159,11 +162,11 @@ def test_kill_9_in_the_middle_of_a_start_leaves_no_orphan(tmp_path, state_dir, b
             assert isinstance(starting.exception(), requests.ConnectionError)
     finally:
         first.stop()  # already dead unless the test failed before the kill
-    assert not _gone(pid)
+    assert pid_alive(pid)
     second = start(tmp_path, state_dir, env, "--pool-size=0", "--KernelRegistry.adopt_timeout=1")
     try:
         assert f"kernel record dropped id={record.stem}" in second.log()
-        assert _gone(pid) and not record.exists()
+        assert not pid_alive(pid) and not record.exists()
     finally:
         second.stop()
 

@@ -10,10 +10,12 @@ A jupyter_client provisioner (the broker's default): LocalProvisioner plus
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import resource
 import signal
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 from jupyter_client.provisioning.local_provisioner import LocalProvisioner
@@ -27,6 +29,8 @@ def apply_limits(limits: list[tuple[int, int]]) -> None:
 
 
 def pid_alive(pid: int | None) -> bool:
+    """Whether the process runs; a zombie does not (and is reaped when it is ours: an
+    adopted kernel becomes the broker's child when the broker is PID 1 or a subreaper)."""
     if not pid:
         return False
     try:
@@ -35,7 +39,15 @@ def pid_alive(pid: int | None) -> bool:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):  # no procfs here, or it just ended: kill(0) has spoken
+        return True
+    if state != "Z":
+        return True
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)
+    return False
 
 
 class BrokerLocalProvisioner(LocalProvisioner):  # type: ignore[misc]
