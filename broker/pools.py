@@ -62,8 +62,11 @@ class KernelPools(LoggingConfigurable):
         help="Seconds hand-outs from a pool must pause before it refills: a kernel booting "
         "takes a whole core for about a second, which would slow the starts of a burst.",
     )
-    refill_max_delay = Float(
-        2.0, config=True, help="Seconds after a hand-out by which its refill starts anyway."
+    refill_low_water = Float(
+        0.5,
+        config=True,
+        help="A pool drawn down to this fraction of its size (or below) refills at once, "
+        "without waiting for hand-outs to pause; so does a pool of one or two.",
     )
     late_env = List(
         Unicode(),
@@ -85,7 +88,7 @@ class KernelPools(LoggingConfigurable):
         self._closed = False
         # whether this broker keeps a spec's pool (with replicas: the Lease holder does)
         self.may_refill: Callable[[str], bool] = lambda name: True
-        self._deferred: dict[str, tuple[float, asyncio.TimerHandle]] = {}
+        self._deferred: dict[str, asyncio.TimerHandle] = {}
 
     def configured(self, default_spec: str) -> dict[str, int]:
         sizes = dict(self.sizes) or {default_spec: self.default_pool_size}
@@ -118,20 +121,21 @@ class KernelPools(LoggingConfigurable):
                 else:
                     await self._discard(candidate)
         self.metrics.pool_requests[name, "hit" if warm else "miss"] += 1
-        self._refill_after_pause(name, at_once=warm is None)
+        low = len(self.ready[name]) <= self._targets[name] * self.refill_low_water
+        self._refill_after_pause(name, at_once=warm is None or low)
         return warm
 
     def _refill_after_pause(self, name: str, at_once: bool) -> None:
-        """Refill once hand-outs pause for refill_delay, or refill_max_delay after the first;
-        ``at_once`` after a miss: demand outran the pool, and that start is cold anyway."""
-        loop = asyncio.get_running_loop()
-        now = loop.time()
-        first, handle = self._deferred.pop(name, (now, None))
+        """Refill once hand-outs pause for refill_delay; ``at_once`` when demand outran the
+        pool (a miss: that start is cold anyway) or drew it down to its low-water mark."""
+        handle = self._deferred.pop(name, None)
         if handle is not None:
             handle.cancel()
-        delay = 0.0 if at_once else min(self.refill_delay, first + self.refill_max_delay - now)
-        delay = max(0.0, delay)
-        self._deferred[name] = (first, loop.call_later(delay, self._refill_deferred, name))
+        if at_once:
+            self._refill(name)
+        else:
+            loop = asyncio.get_running_loop()
+            self._deferred[name] = loop.call_later(self.refill_delay, self._refill_deferred, name)
 
     def _refill_deferred(self, name: str) -> None:
         del self._deferred[name]
@@ -189,7 +193,7 @@ class KernelPools(LoggingConfigurable):
     async def close(self, keep: Callable[[WarmKernel], bool] = lambda warm: False) -> None:
         """Stop refilling; shut down every warm kernel but those ``keep`` says outlive us."""
         self._closed = True
-        for _, handle in self._deferred.values():
+        for handle in self._deferred.values():
             handle.cancel()
         self._deferred.clear()
         for task in list(self._tasks):

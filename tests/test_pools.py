@@ -112,21 +112,29 @@ async def test_each_user_gets_their_own_name_in_a_pooled_kernel(tmp_path, broker
 
 async def test_refills_wait_for_hand_outs_to_pause(tmp_path, broker_env) -> None:
     """A kernel booting for the pool would take a core from the starts of a burst."""
-    b = start_broker(
-        tmp_path,
-        "--pool-size=1",
-        "--KernelPools.refill_delay=1.5",
-        "--KernelPools.refill_max_delay=1.5",
-        env=broker_env,
-    )
+    b = start_broker(tmp_path, "--pool-size=3", "--KernelPools.refill_delay=1.5", env=broker_env)
     try:
-        await wait_for_pool(b, 1)
+        await wait_for_pool(b, 3)
         began = time.monotonic()
-        kernel = b.start_kernel()
-        await wait_for_pool(b, 1)
+        kernel = b.start_kernel()  # two of three left: above the low-water mark (1.5)
+        await wait_for_pool(b, 3)
         assert time.monotonic() - began >= 1.5
         assert pool_requests(b, "hit") == 1
         b.delete_kernel(kernel)
+    finally:
+        b.stop()
+
+
+async def test_a_pool_at_its_low_water_mark_refills_at_once(tmp_path, broker_env) -> None:
+    """However busy the hand-outs, a pool drawn down to half refills without a pause."""
+    b = start_broker(tmp_path, "--pool-size=3", "--KernelPools.refill_delay=600", env=broker_env)
+    try:
+        await wait_for_pool(b, 3)
+        kernels = [b.start_kernel(), b.start_kernel()]  # one of three left
+        await wait_for_pool(b, 3)  # within its 60 s, long before the 600 s pause
+        assert pool_requests(b, "hit") == 2
+        for kernel in kernels:
+            b.delete_kernel(kernel)
     finally:
         b.stop()
 
