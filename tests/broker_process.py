@@ -15,6 +15,7 @@ from typing import Any
 import requests
 
 from broker.client import ChannelsConnection
+from broker.store import KernelStore
 from broker.wire import Message
 
 
@@ -149,8 +150,8 @@ def kill_recorded_kernels(state_dir: Path) -> None:
     A broker with a state directory keeps its kernels (pool kernels too) when it stops:
     that is the point of it. The test that made them ends them.
     """
-    for path in state_dir.glob("kernels/*.json"):
-        pid = json.loads(path.read_text()).get("provisioner_info", {}).get("pid")
+    for record in KernelStore(str(state_dir)).load_all():
+        pid = record.get("provisioner_info", {}).get("pid")
         if pid:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)

@@ -22,6 +22,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from broker.client import ChannelsConnection, stream_text
 from broker.client.channels import channels_url
 from broker.provisioners.local import pid_alive
+from broker.store import KernelStore
 from broker.wire import Message
 
 from .broker_process import RunningBroker, kill_recorded_kernels, running, start_broker
@@ -151,12 +152,12 @@ def test_kill_9_in_the_middle_of_a_start_leaves_no_orphan(tmp_path, state_dir, b
     try:
         with ThreadPoolExecutor(1) as pool:
             starting = pool.submit(first.request, "POST", "/api/kernels", {"name": "mute"})
-            records = state_dir / "kernels"
+            store = KernelStore(str(state_dir))
             deadline = time.monotonic() + 60
-            while not list(records.glob("*.json")) and time.monotonic() < deadline:
+            while not store.load_all() and time.monotonic() < deadline:
                 time.sleep(0.05)  # the record file is the event; nothing else announces it
-            (record,) = records.glob("*.json")
-            pid = json.loads(record.read_text())["provisioner_info"]["pid"]
+            (record,) = store.load_all()
+            pid = record["provisioner_info"]["pid"]
             first.proc.send_signal(signal.SIGKILL)
             first.proc.wait()
             assert isinstance(starting.exception(), requests.ConnectionError)
@@ -165,8 +166,8 @@ def test_kill_9_in_the_middle_of_a_start_leaves_no_orphan(tmp_path, state_dir, b
     assert pid_alive(pid)
     second = start(tmp_path, state_dir, env, "--pool-size=0", "--KernelRegistry.adopt_timeout=1")
     try:
-        assert f"kernel record dropped id={record.stem}" in second.log()
-        assert not pid_alive(pid) and not record.exists()
+        assert f"kernel record dropped id={record['id']}" in second.log()
+        assert not pid_alive(pid) and store.load_all() == []
     finally:
         second.stop()
 
