@@ -14,6 +14,7 @@ from tornado.iostream import StreamClosedError
 
 from ..bridge import MsgIdInUse
 from ..errors import BrokerError
+from ..origin import origin_allowed
 from ..wire import (
     V1_SUBPROTOCOL,
     Message,
@@ -71,10 +72,13 @@ class ChannelsHandler(AuthMixin, websocket.WebSocketHandler):
             raise BrokerError(400, "This endpoint is a websocket: send 'Upgrade: websocket'.")
         if "upgrade" not in (p.strip().lower() for p in headers.get("Connection", "").split(",")):
             raise BrokerError(400, "A websocket upgrade needs 'Connection: Upgrade'.")
-        origin = headers.get("Origin") or headers.get("Sec-Websocket-Origin")
-        if origin is not None and not self.check_origin(origin):
+        if not origin_allowed(headers, self.broker.allow_origin):
+            origin = headers.get("Origin") or headers.get("Sec-Websocket-Origin")
             raise BrokerError(
-                403, f"Websockets from origin {origin!r} are not allowed (--Broker.allow_origin)."
+                403,
+                f"Websockets from origin {origin!r} are not allowed: it is not this server's "
+                f"own origin (Host: {headers.get('Host', '')!r}). Start the broker with "
+                f"--Broker.allow_origin={origin} to allow it ('*' allows any origin).",
             )
 
     def _resume_point(self) -> str | None:
@@ -91,8 +95,9 @@ class ChannelsHandler(AuthMixin, websocket.WebSocketHandler):
         return value
 
     def check_origin(self, origin: str) -> bool:
-        allowed = self.broker.allow_origin
-        return allowed == "*" or origin == allowed or super().check_origin(origin)
+        # One policy for every Tornado version (6.6 no longer compares Origin with Host
+        # here); _check_upgrade has already applied it, with a JSON answer.
+        return origin_allowed(self.request.headers, self.broker.allow_origin)
 
     def select_subprotocol(self, subprotocols: list[str]) -> str | None:
         return V1_SUBPROTOCOL if V1_SUBPROTOCOL in subprotocols else None
