@@ -104,15 +104,46 @@ def spec_user_lists(metadata: dict[str, Any]) -> tuple[set[str], set[str]]:
     unauthorized: set[str] = set()
     eg = (metadata.get("process_proxy") or {}).get("config") or {}
     for source in (metadata.get("kernel_broker") or {}, eg):
-        authorized |= set(source.get("authorized_users") or ())
-        unauthorized |= set(source.get("unauthorized_users") or ())
+        authorized |= user_names(source.get("authorized_users"), "authorized_users")
+        unauthorized |= user_names(source.get("unauthorized_users"), "unauthorized_users")
     return authorized, unauthorized
 
 
-def authorize_spec(spec_name: str, metadata: dict[str, Any], username: str) -> None:
-    """Raise 403 when the kernelspec's user lists exclude ``username``."""
+def user_names(value: Any, field: str) -> set[str]:
+    """User names from a list or Enterprise Gateway's comma-separated string ("bob, alice").
+
+    Raises ValueError for any other shape: a list the broker cannot read must not be
+    mistaken for an empty one, which would let everybody in.
+    """
+    if value is None:
+        return set()
+    if isinstance(value, str):
+        value = value.split(",")
+    if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+        raise ValueError(
+            f"{field} must be a list of user names or a comma-separated string, not {value!r}"
+        )
+    return {name.strip() for name in value if name.strip()}
+
+
+def may_use_spec(metadata: dict[str, Any], username: str) -> bool:
+    """Whether the kernelspec's user lists let ``username`` use it.
+
+    Raises ValueError when the lists cannot be read.
+    """
     authorized, unauthorized = spec_user_lists(metadata)
-    if username in unauthorized or (authorized and username not in authorized):
+    return username not in unauthorized and (not authorized or username in authorized)
+
+
+def authorize_spec(spec_name: str, metadata: dict[str, Any], username: str) -> None:
+    """Raise 403 when the kernelspec's user lists exclude ``username``, 500 when unreadable."""
+    try:
+        allowed = may_use_spec(metadata, username)
+    except ValueError as error:
+        raise BrokerError(
+            500, f"Kernelspec {spec_name!r} is misconfigured: {error}; fix its kernel.json."
+        ) from None
+    if not allowed:
         raise BrokerError(
             403,
             f"User {username!r} is not authorized to start kernels of spec {spec_name!r}; "

@@ -8,7 +8,7 @@ from urllib.parse import quote
 
 from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
 
-from .auth import authorize_spec, spec_user_lists
+from .auth import authorize_spec, may_use_spec
 from .errors import BrokerError
 
 _RESOURCE_FILES = ("logo-32x32.png", "logo-64x64.png", "logo-svg.svg", "kernel.js", "kernel.css")
@@ -30,8 +30,10 @@ class KernelSpecs:
             ) from None
 
     def allowed(self, name: str, username: str) -> bool:
-        authorized, unauthorized = spec_user_lists(self._spec(name).metadata)
-        return username not in unauthorized and (not authorized or username in authorized)
+        try:
+            return may_use_spec(self._spec(name).metadata, username)
+        except ValueError:  # unreadable user lists: nobody may use it (a start says why)
+            return False
 
     def authorize(self, name: str, username: str) -> Any:
         """The kernelspec, or 404 / 403 when it does not exist or the user may not use it."""
