@@ -103,7 +103,16 @@ class KubernetesProvisioner(KernelProvisionerBase):  # type: ignore[misc]
         config=True,
         help="Allowed KERNEL_WORKING_DIR roots; the first is the default working directory.",
     )
-    run_as_user = Int(None, allow_none=True, config=True, help="runAsUser (default: the image's).")
+    # Defaults are kernel_image/Dockerfile's USER 1000:1000; None leaves the value to the
+    # image or to a platform that assigns ids (OpenShift's restricted SCC).
+    run_as_user = Int(1000, allow_none=True, config=True, help="runAsUser of kernel pods.")
+    run_as_group = Int(1000, allow_none=True, config=True, help="runAsGroup of kernel pods.")
+    fs_group = Int(
+        1000,
+        allow_none=True,
+        config=True,
+        help="fsGroup of kernel pods: the group that can read the connection file.",
+    )
     ports = List(
         Int(),
         default_value=[52700, 52701, 52702, 52703, 52704],
@@ -153,6 +162,8 @@ class KubernetesProvisioner(KernelProvisionerBase):  # type: ignore[misc]
             default_volumes=list(self.default_volumes),
             working_dirs=list(self.working_dirs),
             run_as_user=self.run_as_user,
+            run_as_group=self.run_as_group,
+            fs_group=self.fs_group,
             image_pull_policy=self.image_pull_policy,
             ports=tuple(self.ports),
             grace_seconds=self.grace_seconds,

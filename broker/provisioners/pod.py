@@ -36,6 +36,8 @@ CONNECTION_FILE = f"{CONNECTION_DIR}/connection.json"
 CONTAINER_NAME = "kernel"
 HOME_DIR = "/home/kernel"
 TMP_DIR = "/tmp"
+# root:fsGroup r--r-----: the kernel (in fsGroup) reads it; no other user does.
+CONNECTION_FILE_MODE = 0o440
 
 _ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]{0,127}$")
 _LABEL_VALUE_BAD = re.compile(r"[^A-Za-z0-9._-]")
@@ -95,7 +97,11 @@ class PodSettings:
     volumes: dict[str, dict[str, Any]] = field(default_factory=dict)
     default_volumes: list[str] = field(default_factory=list)
     working_dirs: list[str] = field(default_factory=lambda: [HOME_DIR, "/uploaded_files"])
-    run_as_user: int | None = None
+    # The kernel image's USER (kernel_image/Dockerfile); None leaves it to the image or
+    # to a platform policy that assigns ids (OpenShift's restricted SCC, for one).
+    run_as_user: int | None = 1000
+    run_as_group: int | None = 1000
+    fs_group: int | None = 1000
     image_pull_policy: str = "IfNotPresent"
     ports: tuple[int, ...] = (52700, 52701, 52702, 52703, 52704)
     grace_seconds: int = 5
@@ -227,8 +233,9 @@ def _container_env(req: KernelRequest) -> list[dict[str, Any]]:
     return fixed + client
 
 
-def _security_context(settings: PodSettings) -> dict[str, Any]:
-    ctx: dict[str, Any] = {
+def _security_context() -> dict[str, Any]:
+    """The container's hardening, as the ``restricted`` Pod Security Standard asks."""
+    return {
         "runAsNonRoot": True,
         "allowPrivilegeEscalation": False,
         "privileged": False,
@@ -236,8 +243,23 @@ def _security_context(settings: PodSettings) -> dict[str, Any]:
         "capabilities": {"drop": ["ALL"]},
         "seccompProfile": {"type": "RuntimeDefault"},
     }
-    if settings.run_as_user is not None:
-        ctx["runAsUser"] = settings.run_as_user
+
+
+def _pod_security_context(settings: PodSettings) -> dict[str, Any]:
+    """Who the kernel runs as, stated rather than left to the image.
+
+    A kubelet writes Secret files owned by root:root; only ``fsGroup`` makes them the
+    kernel's group, so the connection file is readable by the kernel's container and no
+    other user (docs/kubernetes.md, "Who can read the connection file").
+    """
+    ctx: dict[str, Any] = {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}}
+    for key, value in (
+        ("runAsUser", settings.run_as_user),
+        ("runAsGroup", settings.run_as_group),
+        ("fsGroup", settings.fs_group),
+    ):
+        if value is not None:
+            ctx[key] = value
     return ctx
 
 
@@ -245,7 +267,12 @@ def _volume_specs(secret_name: str, req: KernelRequest, settings: PodSettings):
     volumes: list[dict[str, Any]] = [
         {
             "name": "connection",
-            "secret": {"secretName": secret_name, "defaultMode": 0o400, "optional": False},
+            # Group-readable: the files are root-owned, and fsGroup is the kernel's group.
+            "secret": {
+                "secretName": secret_name,
+                "defaultMode": CONNECTION_FILE_MODE,
+                "optional": False,
+            },
         },
         {"name": "home", "emptyDir": {"sizeLimit": "1Gi"}},
         {"name": "tmp", "emptyDir": {"sizeLimit": "1Gi"}},
@@ -285,7 +312,7 @@ def make_pod(name: str, secret_name: str, req: KernelRequest, settings: PodSetti
             "periodSeconds": 1,
             "failureThreshold": 1,
         },
-        "securityContext": _security_context(settings),
+        "securityContext": _security_context(),
         "volumeMounts": mounts,
     }
     if req.resources:
@@ -295,7 +322,7 @@ def make_pod(name: str, secret_name: str, req: KernelRequest, settings: PodSetti
         "automountServiceAccountToken": False,
         "enableServiceLinks": False,
         "terminationGracePeriodSeconds": settings.grace_seconds,
-        "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
+        "securityContext": _pod_security_context(settings),
         "containers": [container],
         "volumes": volumes,
     }

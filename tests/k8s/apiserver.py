@@ -20,7 +20,11 @@ What it does as a real server does:
 - delete: pods on a node get a deletionTimestamp and the kubelet finishes the deletion after
   the grace period; gracePeriodSeconds=0 or unscheduled pods go at once. Owned objects are
   garbage-collected with their owner (ownerReferences by uid).
-- bearer-token authentication when a token is configured (401 otherwise).
+- bearer-token authentication (401 otherwise) and RBAC authorization per user (403
+  Forbidden naming user, verb, resource, API group and namespace: ``rbac.py``).
+- admission: creating in a namespace that does not exist is 404; pods in a namespace
+  labelled ``pod-security.kubernetes.io/enforce: restricted`` must pass the restricted Pod
+  Security Standard (403 listing the violations: ``podsecurity.py``).
 
 Fault injection: :meth:`FakeApiServer.fail` (answer N requests with an error status),
 :meth:`FakeApiServer.drop_watches` (cut every open watch), ``store.compact()`` (410 on resume).
@@ -43,12 +47,17 @@ import kubernetes_validate
 from tornado import httpserver, iostream, web
 from tornado.netutil import bind_sockets
 
-from . import selectors
+from . import podsecurity, rbac, selectors
 from .store import Event, Obj, Store, now
 
-RESOURCES = {"pods": "Pod", "secrets": "Secret", "leases": "Lease"}
-API_VERSIONS = {"pods": "v1", "secrets": "v1", "leases": "coordination.k8s.io/v1"}
-_GROUPS = {"pods": "", "secrets": "", "leases": "coordination.k8s.io"}
+RESOURCES = {"pods": "Pod", "secrets": "Secret", "configmaps": "ConfigMap", "leases": "Lease"}
+API_VERSIONS = {
+    "pods": "v1",
+    "secrets": "v1",
+    "configmaps": "v1",
+    "leases": "coordination.k8s.io/v1",
+}
+_GROUPS = {"pods": "", "secrets": "", "configmaps": "", "leases": "coordination.k8s.io"}
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _LABEL_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
 _LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
@@ -165,13 +174,16 @@ class FakeApiServer:
     def __init__(
         self,
         version: str = kubernetes_validate.utils.latest_version(),
-        token: str | None = None,
+        users: dict[str, rbac.User] | None = None,
         bookmark_interval: float = 1.0,
         history: int = 1000,
     ) -> None:
         self.store = Store(history)
         self.version = version
-        self.token = token
+        # bearer token -> user; None: no authentication or authorization at all
+        self.users = users
+        # namespace -> its labels (Pod Security admission reads them)
+        self.namespaces: dict[str, dict[str, str]] = {"default": {}, "kube-system": {}}
         self.bookmark_interval = bookmark_interval
         self.faults: list[Fault] = []
         self.watches: set[web.RequestHandler] = set()
@@ -240,6 +252,7 @@ class FakeApiServer:
                 raise ApiError(422, "Invalid", f"metadata.{forbidden} may not be set on create")
         validate_metadata(meta)
         validate_schema(body, self.version)
+        self._admit(namespace, resource, body)
         _DEFAULTS.get(resource, lambda obj: None)(body)
         if self.store.get(resource, namespace, meta["name"]) is not None:
             raise ApiError(409, "AlreadyExists", f'{resource} "{meta["name"]}" already exists')
@@ -248,6 +261,16 @@ class FakeApiServer:
             # Owners must exist by uid, or the garbage collector removes the dependent.
             asyncio.get_running_loop().call_soon(self.store.collect_garbage, namespace)
         return created
+
+    def _admit(self, namespace: str, resource: str, body: Obj) -> None:
+        """Admission: the namespace must exist; pods must meet its Pod Security level."""
+        if namespace not in self.namespaces:
+            raise ApiError(404, "NotFound", f'namespaces "{namespace}" not found')
+        level = self.namespaces[namespace].get(podsecurity.ENFORCE_LABEL)
+        if resource == "pods" and level == "restricted":
+            found = podsecurity.violations(body)
+            if found:
+                raise ApiError(403, "Forbidden", podsecurity.admission_message(body, found))
 
     @staticmethod
     def _check_kind(resource: str, body: Obj) -> None:
@@ -374,10 +397,8 @@ class _Base(web.RequestHandler):
 
     def prepare(self) -> None:
         self.api.requests.append((self.request.method or "", self.request.path))
-        if self.api.token is not None:
-            auth = self.request.headers.get("Authorization", "")
-            if auth.lower() != f"bearer {self.api.token}":
-                raise ApiError(401, "Unauthorized", "Unauthorized")
+        if self.api.users is not None:
+            self._authorize(self.api.users)
         for fault in self.api.faults:
             if (
                 fault.times > 0
@@ -386,6 +407,16 @@ class _Base(web.RequestHandler):
             ):
                 fault.times -= 1
                 raise ApiError(fault.code, "InternalError", "injected fault")
+
+    def _authorize(self, users: dict[str, rbac.User]) -> None:
+        scheme, _, token = self.request.headers.get("Authorization", "").partition(" ")
+        user = users.get(token) if scheme.lower() == "bearer" else None
+        if user is None:
+            raise ApiError(401, "Unauthorized", "Unauthorized")
+        watch = self.get_query_argument("watch", "") in ("true", "1")
+        attrs = rbac.attributes(self.request.method or "", self.request.path, watch)
+        if not rbac.allowed(user, attrs):
+            raise ApiError(403, "Forbidden", rbac.forbidden_message(user, attrs))
 
     def on_connection_close(self) -> None:
         if self.watch_queue is not None:

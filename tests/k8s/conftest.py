@@ -15,9 +15,9 @@ from jupyter_client.manager import AsyncKernelManager
 
 from broker.provisioners.cluster import close_clusters
 
-from .controlplane import KERNEL_IMAGE, ControlPlane
+from .controlplane import KERNEL_IMAGE, NAMESPACE, ControlPlane
 
-NAMESPACE = "kernels"
+__all__ = ["KERNEL_IMAGE", "NAMESPACE", "ControlPlane"]
 
 
 @pytest_asyncio.fixture

@@ -14,12 +14,20 @@ each pod gets a network namespace with a veth pair instead (pod 10.244.n.2, node
 10.244.n.1, no default route), so it can reach nothing but the node.
 
 Path mapping (how a pod's filesystem is faked): each pod has a host directory
-``<workdir>/<pod uid>/``. Every volume (Secret volumes written out as files with their
-``defaultMode``, emptyDirs) becomes a directory there. Image files are mapped to host
-files by the :class:`Image` entry in the fake registry (for example the kernel image's
-``/opt/kernel/entrypoint.py`` is ``kernel_image/entrypoint.py`` of this repository and
-``python`` is this interpreter). Any argv element, env value or workingDir that equals or
-starts with a volume's ``mountPath`` or an image file path is rewritten to the host path.
+``<workdir>/<pod uid>/``. Every volume becomes a directory there, laid out as a real
+kubelet does (``volumes.py``: Secret files owned by root with their mode, fsGroup applied,
+emptyDirs 0777). Image files are mapped to host files by the :class:`Image` entry in the
+fake registry (for example the kernel image's ``/opt/kernel/entrypoint.py`` is
+``kernel_image/entrypoint.py`` of this repository and ``python`` is this interpreter).
+Any argv element, env value or workingDir that equals or starts with a volume's
+``mountPath`` or an image file path is rewritten to the host path.
+
+Strict mode (the default when the tests run as root, as in CI): the container process runs
+as the pod's ``runAsUser``/``runAsGroup`` (else the image's USER) with fsGroup and
+supplementalGroups as supplementary groups, in its own mount namespace with the volumes
+bound read-only or writable as declared and, with ``readOnlyRootFilesystem``, everything
+else read-only (``container.py``). Without root none of that is possible: the container
+runs as the test's user and can read every volume file whatever its mode.
 """
 
 from __future__ import annotations
@@ -27,6 +35,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -38,16 +47,25 @@ from typing import Any
 
 from broker.provisioners.pod import parse_quantity
 
+from . import volumes
 from .apiserver import FakeApiServer
 from .store import Event, Obj, now
+
+CONTAINER_RUNTIME = str(Path(__file__).resolve().parent / "container.py")
 
 
 @dataclass
 class Image:
-    """An image the fake registry can "pull": its files, user and pull time."""
+    """An image the fake registry can "pull": its files, USER and pull time.
+
+    ``runtime`` lists host paths the image's files need besides themselves (the
+    interpreter's prefix and the venv), which a strict kubelet makes reachable.
+    """
 
     files: dict[str, str]
     user: int = 1000
+    group: int = 1000
+    runtime: list[str] = field(default_factory=list)
     pull_seconds: float = 0.0
     env: dict[str, str] = field(default_factory=lambda: {"PATH": os.environ.get("PATH", "")})
 
@@ -71,6 +89,7 @@ class _Runtime:
         self.ip = ""
         self.netns = ""
         self.requests: dict[str, Decimal] = {}
+        self.volumes: dict[str, bool] = {}  # host directory -> read-only
 
 
 class FakeKubelet:
@@ -86,6 +105,7 @@ class FakeKubelet:
         network: str = "loopback",
         probe_interval: float = 0.05,
         pull_backoff: float = 0.2,
+        strict: bool | None = None,
     ) -> None:
         self.api = api
         self.workdir = workdir
@@ -98,6 +118,9 @@ class FakeKubelet:
         self.network = network
         self.probe_interval = probe_interval
         self.pull_backoff = pull_backoff
+        self.strict = os.geteuid() == 0 if strict is None else strict
+        if self.strict and os.geteuid() != 0:
+            raise ValueError("a strict kubelet must run as root (users, mounts)")
         self.start_delay = 0.0
         self.pods: dict[str, _Runtime] = {}
         self._next_ip = 0
@@ -105,6 +128,13 @@ class FakeKubelet:
 
     def start(self) -> None:
         """Follow the store and run pods."""
+        blocked = [p for p in self.workdir.parents if not p.stat().st_mode & 0o001]
+        if self.strict and blocked:
+            raise ValueError(
+                f"{blocked[0]} is not traversable by other users, so a container's user "
+                f"cannot reach its volumes under {self.workdir}: use a node directory "
+                "outside it (ControlPlane makes one with tempfile.mkdtemp)"
+            )
         self.api.has_kubelet = True
         self._unsubscribe = self.api.store.subscribe(self._on_event)
 
@@ -135,7 +165,7 @@ class FakeKubelet:
 
     def _on_event(self, event: Event) -> None:
         meta = event.obj["metadata"]
-        if event.resource == "secrets":
+        if event.resource in volumes.SOURCES.values():
             for rt in self.pods.values():
                 if rt.namespace == meta["namespace"]:
                     rt.changed.set()
@@ -235,13 +265,13 @@ class FakeKubelet:
             if mounts is None or image is None or rt.gone or rt.deleting:
                 return
             try:
-                argv, env, cwd = self._container_config(rt, image, mounts)
+                launch = self._container_config(rt, image, mounts)
             except ConfigError as e:
                 self._waiting(rt, "CreateContainerConfigError", str(e))
                 while not (rt.gone or rt.deleting):
                     await self._changed(rt)
                 return
-            await self._start_and_follow(rt, argv, env, cwd)
+            await self._start_and_follow(rt, launch)
         finally:
             await self._finish(rt)
 
@@ -321,32 +351,46 @@ class FakeKubelet:
             rt.netns = ""
 
     async def _mount_volumes(self, rt: _Runtime) -> dict[str, str] | None:
-        """Volume directories by mountPath; waits (as FailedMount retries do) for Secrets."""
+        """Volume directories by mountPath; waits (as FailedMount retries do) for sources."""
         pod = self._pod(rt)
         if pod is None:
             return None
         root = self.workdir / rt.uid
+        root.mkdir(exist_ok=True)
+        fs_group = (pod["spec"].get("securityContext") or {}).get("fsGroup")
         mounts = {}
-        volumes = {v["name"]: v for v in pod["spec"].get("volumes") or []}
+        declared = {v["name"]: v for v in pod["spec"].get("volumes") or []}
         for mount in pod["spec"]["containers"][0].get("volumeMounts") or []:
-            volume = volumes[mount["name"]]
+            volume = declared[mount["name"]]
             host = root / "volumes" / mount["name"]
-            host.mkdir(parents=True, exist_ok=True)
-            if "secret" in volume:
-                if not await self._write_secret(rt, volume["secret"], host):
+            kind = next((k for k in volumes.SOURCES if k in volume), None)
+            if kind is not None:
+                if not await self._write_source(rt, kind, volume[kind], host, fs_group):
                     return None
+            elif "emptyDir" in volume:
+                volumes.empty_dir(host, fs_group, self.strict)
+            else:
+                volumes.plain_dir(host, self.strict)
+            rt.volumes[str(host)] = kind is not None or bool(mount.get("readOnly"))
             mounts[mount["mountPath"]] = str(host)
         return mounts
 
-    async def _write_secret(self, rt: _Runtime, source: dict, host: Path) -> bool:
+    async def _write_source(
+        self, rt: _Runtime, kind: str, source: dict, host: Path, fs_group: int | None
+    ) -> bool:
+        name = volumes.source_name(kind, source)
         while not (rt.gone or rt.deleting):
-            secret = self.api.store.get("secrets", rt.namespace, source["secretName"])
-            if secret is not None:
-                for key, value in (secret.get("data") or {}).items():
-                    path = host / key
-                    path.write_bytes(base64.b64decode(value))
-                    path.chmod(source.get("defaultMode", 0o644))
-                return True
+            obj = self.api.store.get(volumes.SOURCES[kind], rt.namespace, name)
+            try:
+                if obj is not None:
+                    files = volumes.payload(kind, source, obj)
+                    volumes.write_files(host, files, fs_group, self.strict)
+                    return True
+                if source.get("optional"):
+                    volumes.write_files(host, {}, fs_group, self.strict)
+                    return True
+            except volumes.MountError as e:
+                self._waiting(rt, "ContainerCreating", f"MountVolume.SetUp failed: {e}")
             await self._changed(rt)
         return False
 
@@ -371,12 +415,16 @@ class FakeKubelet:
             await self._sleep(rt, image.pull_seconds)
         return image
 
-    def _container_config(self, rt: _Runtime, image: Image, mounts: dict[str, str]):
+    def _container_config(
+        self, rt: _Runtime, image: Image, mounts: dict[str, str]
+    ) -> dict[str, Any]:
+        """What ``container.py`` needs to start the container (argv, env, user, mounts)."""
         pod = self._pod(rt)
         if pod is None:
             raise ConfigError("pod is gone")
         c = pod["spec"]["containers"][0]
-        ctx = {**(pod["spec"].get("securityContext") or {}), **(c.get("securityContext") or {})}
+        pod_ctx = pod["spec"].get("securityContext") or {}
+        ctx = {**pod_ctx, **(c.get("securityContext") or {})}
         user = ctx.get("runAsUser", image.user)
         if ctx.get("runAsNonRoot") and user == 0:
             raise ConfigError(
@@ -397,8 +445,24 @@ class FakeKubelet:
             env[var["name"]] = host_path(self._env_value(rt, pod, var))
         argv = [host_path(a) for a in (c.get("command") or []) + (c.get("args") or [])]
         cwd = host_path(c.get("workingDir") or "/")
-        Path(cwd).mkdir(parents=True, exist_ok=True)
-        return argv, env, cwd
+        Path(cwd).mkdir(parents=True, exist_ok=True)  # as the runtime does, owned by root
+        groups = [pod_ctx["fsGroup"]] if "fsGroup" in pod_ctx else []
+        groups += [g for g in pod_ctx.get("supplementalGroups") or [] if g not in groups]
+        exposed = [*image.files.values(), *image.runtime]
+        return {
+            "argv": argv,
+            "env": env,
+            "cwd": cwd,
+            "uid": user,
+            # the image's /etc/passwd knows only its own USER's primary group
+            "gid": ctx.get("runAsGroup", image.group if user == image.user else 0),
+            "groups": groups,
+            "read_only_root": bool(ctx.get("readOnlyRootFilesystem")),
+            "no_new_privs": ctx.get("allowPrivilegeEscalation") is False,
+            "expose": sorted({os.path.realpath(p) for p in exposed} | set(exposed)),
+            "volumes": dict(rt.volumes),
+            "stage": str(self.workdir / rt.uid / "stage"),
+        }
 
     def _env_value(self, rt: _Runtime, pod: Obj, var: dict) -> str:
         if "value" in var:
@@ -422,13 +486,30 @@ class FakeKubelet:
             return base64.b64decode(secret["data"][ref["key"]]).decode()
         raise ConfigError(f"unsupported env source in {var['name']}")
 
-    async def _start_and_follow(self, rt: _Runtime, argv: list[str], env: dict, cwd: str) -> None:
+    def _command(self, rt: _Runtime, launch: dict[str, Any]) -> list[str]:
+        """The host command line: through ``container.py`` (strict) or the argv itself."""
+        argv = launch["argv"]
+        if self.strict:
+            spec = self.workdir / rt.uid / "container.json"
+            spec.touch(mode=0o600)
+            spec.write_text(json.dumps(launch))
+            Path(launch["stage"]).mkdir(exist_ok=True)
+            argv = [sys.executable, CONTAINER_RUNTIME, str(spec)]
         if rt.netns:
             argv = ["ip", "netns", "exec", rt.netns, *argv]
+        return argv
+
+    async def _start_and_follow(self, rt: _Runtime, launch: dict[str, Any]) -> None:
+        argv = self._command(rt, launch)
         log = open(self.workdir / rt.uid / "container.log", "ab")  # noqa: SIM115
         try:
             rt.process = await asyncio.create_subprocess_exec(
-                *argv, env=env, cwd=cwd, stdout=log, stderr=log, start_new_session=True
+                *argv,
+                env=launch["env"],
+                cwd=launch["cwd"],
+                stdout=log,
+                stderr=log,
+                start_new_session=True,
             )
         finally:
             log.close()
@@ -543,5 +624,7 @@ KERNEL_ENTRYPOINT = str(Path(__file__).resolve().parents[2] / "kernel_image" / "
 def kernel_image(**kwargs: Any) -> Image:
     """The kernel image of ``kernel_image/``: its entrypoint run by this interpreter."""
     return Image(
-        files={"python": sys.executable, "/opt/kernel/entrypoint.py": KERNEL_ENTRYPOINT}, **kwargs
+        files={"python": sys.executable, "/opt/kernel/entrypoint.py": KERNEL_ENTRYPOINT},
+        runtime=[os.path.realpath(sys.base_prefix), os.path.realpath(sys.prefix)],
+        **kwargs,
     )

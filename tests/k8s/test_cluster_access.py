@@ -18,7 +18,7 @@ pytestmark = [pytest.mark.k8s, pytest.mark.asyncio]
 @pytest.fixture
 async def tls_plane(tmp_path, monkeypatch):
     plane = ControlPlane(tmp_path / "tls-cluster")
-    await plane.start(tls=True)
+    await plane.start()
     for name, value in plane.incluster_env.items():
         monkeypatch.setenv(name, value)
     yield plane

@@ -17,12 +17,22 @@ pytestmark = [pytest.mark.k8s, pytest.mark.asyncio]
 NS = "kernels"
 
 
+RESTRICTED = {
+    "allowPrivilegeEscalation": False,
+    "capabilities": {"drop": ["ALL"]},
+    "runAsNonRoot": True,
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
+
+
 def pod(name: str, **labels: str) -> dict:
+    """A pod the restricted namespace admits (its image is unknown: it never runs)."""
+    container = {"name": "c", "image": "unknown:1", "securityContext": dict(RESTRICTED)}
     return {
         "apiVersion": "v1",
         "kind": "Pod",
         "metadata": {"name": name, "labels": labels},
-        "spec": {"containers": [{"name": "c", "image": "unknown:1"}]},
+        "spec": {"containers": [container]},
     }
 
 
@@ -45,10 +55,10 @@ async def test_unknown_field_is_422_with_status_body(control_plane):
     # Sent raw: the client library's own model check would refuse it before the server.
     body = pod("p1")
     body["spec"]["containers"][0]["imagePullPolice"] = "Always"
-    url = f"http://127.0.0.1:{control_plane.api.port}/api/v1/namespaces/{NS}/pods"
+    url = f"{control_plane.url}/api/v1/namespaces/{NS}/pods"
     headers = {"Authorization": f"Bearer {control_plane.token}"}
     async with aiohttp.ClientSession(headers=headers) as session:
-        async with session.post(url, json=body) as resp:
+        async with session.post(url, json=body, ssl=control_plane.client_ssl()) as resp:
             status = await resp.json()
     assert resp.status == 422 and status["kind"] == "Status" and status["reason"] == "Invalid"
     assert "imagePullPolice" in status["message"]
@@ -147,7 +157,7 @@ async def test_watch_sends_bookmarks_and_ends_at_timeout(kube, control_plane):
 
 async def test_requests_without_the_token_are_401(control_plane):
     async with aiohttp.ClientSession() as session:
-        url = f"http://127.0.0.1:{control_plane.api.port}/api/v1/namespaces/{NS}/pods"
-        async with session.get(url) as resp:
+        url = f"{control_plane.url}/api/v1/namespaces/{NS}/pods"
+        async with session.get(url, ssl=control_plane.client_ssl()) as resp:
             assert resp.status == 401
             assert (await resp.json())["kind"] == "Status"

@@ -8,7 +8,7 @@ import pytest
 
 from broker.provisioners.kubernetes import KernelLaunchError
 
-from .kubelet import Image, kernel_image
+from .kubelet import kernel_image
 
 pytestmark = [pytest.mark.k8s, pytest.mark.asyncio]
 
@@ -49,9 +49,9 @@ async def test_request_above_node_capacity_reports_insufficient_cpu(control_plan
 async def test_kernel_that_exits_reports_exit_code(control_plane, pod_kernel, tmp_path):
     crash = tmp_path / "crash.py"
     crash.write_text("import sys\nprint('cannot start', file=sys.stderr)\nsys.exit(3)\n")
-    control_plane.images["crashing:1"] = Image(
-        files={**kernel_image().files, "/opt/kernel/entrypoint.py": str(crash)}
-    )
+    image = kernel_image()
+    image.files["/opt/kernel/entrypoint.py"] = str(crash)
+    control_plane.images["crashing:1"] = image
     message = await start_fails(pod_kernel(image="crashing:1"))
     assert "exited with code 3" in message and "logs" in message
     assert_nothing_left(control_plane)
@@ -59,7 +59,8 @@ async def test_kernel_that_exits_reports_exit_code(control_plane, pod_kernel, tm
 
 async def test_root_image_with_run_as_non_root_reports_config_error(control_plane, pod_kernel):
     control_plane.images["rooty:1"] = kernel_image(user=0)
-    message = await start_fails(pod_kernel(image="rooty:1"))
+    # run_as_user None: the pod leaves the user to the image, whose USER is root
+    message = await start_fails(pod_kernel(image="rooty:1", run_as_user=None))
     assert "could not be configured" in message and "runAsNonRoot" in message
     assert_nothing_left(control_plane)
 
