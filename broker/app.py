@@ -25,6 +25,7 @@ from .auth import Authenticator
 from .handlers import api, channels, executions, kernels, sessions, snapshots
 from .kernelspecs import KernelSpecs
 from .metrics import Metrics
+from .offered_kernelspecs import OfferedKernelSpecManager, default_refusal, local_kernels_default
 from .pools import KernelPools
 from .provisioners.local import BrokerLocalProvisioner
 from .registry import KernelRegistry
@@ -94,6 +95,13 @@ class Broker(Application):
     default_kernel_name = Unicode(
         config=True, help="Kernelspec used when a start request names none."
     )
+    local_kernels = Bool(
+        config=True,
+        help="Offer kernelspecs whose kernels run as processes inside the broker "
+        "(env BROKER_LOCAL_KERNELS=0|1). Default: on, except in a Kubernetes pod "
+        "(KUBERNETES_SERVICE_HOST set), where such a kernel could use the broker's "
+        "service-account token; there only pod kernelspecs are offered.",
+    )
     max_body_bytes = Int(4 * 1024 * 1024, config=True, help="Largest REST request body.")
     max_message_bytes = Int(
         64 * 1024 * 1024, config=True, help="Largest websocket message a client may send."
@@ -145,6 +153,14 @@ class Broker(Application):
             "Also cull idle kernels that have connections.",
         ),
         "cull-busy": ({"KernelRegistry": {"cull_busy": True}}, "Also cull busy kernels."),
+        "local-kernels": (
+            {"Broker": {"local_kernels": True}},
+            "Offer kernels that run inside the broker, also in a Kubernetes pod.",
+        ),
+        "no-local-kernels": (
+            {"Broker": {"local_kernels": False}},
+            "Offer only kernelspecs whose kernels run elsewhere (pods).",
+        ),
     }
     classes = [
         KernelRegistry,
@@ -188,6 +204,10 @@ class Broker(Application):
     def _default_kernel(self) -> str:
         return _env("BROKER_DEFAULT_KERNEL", "python3")
 
+    @default("local_kernels")
+    def _local_kernels(self) -> bool:
+        return local_kernels_default()
+
     @default("log_level")
     def _log_level(self) -> int:
         return logging.INFO
@@ -205,7 +225,11 @@ class Broker(Application):
         self.metrics = Metrics()
         self.token_generated = False
         self.auth = self._make_auth()
-        self.specs = KernelSpecs(KernelSpecManager(parent=self), self.default_kernel_name)
+        manager = OfferedKernelSpecManager(parent=self, local_kernels=self.local_kernels)
+        refused = default_refusal(manager, self.default_kernel_name)
+        if refused:
+            raise SystemExit(f"kernel-broker: {refused}")
+        self.specs = KernelSpecs(manager, self.default_kernel_name)
 
     def _make_auth(self) -> Authenticator:
         if self.no_auth:

@@ -10,6 +10,7 @@ from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
 
 from .auth import authorize_spec, may_use_spec
 from .errors import BrokerError
+from .offered_kernelspecs import KernelSpecNotOffered
 
 _RESOURCE_FILES = ("logo-32x32.png", "logo-64x64.png", "logo-svg.svg", "kernel.js", "kernel.css")
 
@@ -24,6 +25,8 @@ class KernelSpecs:
     def _spec(self, name: str) -> Any:
         try:
             return self.manager.get_kernel_spec(name)
+        except KernelSpecNotOffered as refused:
+            raise BrokerError(403, refused.message) from None
         except (NoSuchKernel, KeyError, ValueError):
             raise BrokerError(
                 404, f"No kernelspec {name!r}; list them with GET /api/kernelspecs."
