@@ -3,21 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import logging
-import os
 import secrets
 import signal
-import ssl
 import sys
 import time
 from collections import Counter
-from typing import Any
 
 from jupyter_client.kernelspec import KernelSpecManager
 from tornado import web
 from tornado.httpserver import HTTPServer
-from tornado.netutil import bind_sockets
-from traitlets import Bool, Float, Int, Unicode, default
+from traitlets import Bool, Enum, Float, Int, Unicode, default
 from traitlets.config import Application
 
 from . import __version__
@@ -32,12 +27,9 @@ from .registry import KernelRegistry
 from .replicas import Replicas
 from .sessions import SessionStore
 from .snapshots import SnapshotStore
+from .startup import StartupError, bind, config_file, env_default, ssl_context, users
 
 _ID = r"(?P<kernel_id>[^/]+)"
-
-
-def _env(name: str, fallback: Any) -> Any:
-    return os.environ.get(name, fallback)
 
 
 def routes() -> list[tuple[str, type]]:
@@ -75,8 +67,8 @@ class Broker(Application):
     version = __version__
     description = "Start Jupyter kernels for remote clients and bridge them to websockets."
 
-    ip = Unicode(config=True, help="Interface to listen on (env BROKER_IP).")
-    port = Int(config=True, help="Port to listen on; 0 picks a free one (env BROKER_PORT).")
+    ip = Unicode("127.0.0.1", config=True, help="Interface to listen on (env BROKER_IP).")
+    port = Int(8889, config=True, help="Port to listen on; 0 picks a free one (env BROKER_PORT).")
     token = Unicode(
         config=True,
         help="Shared token clients must send (env BROKER_TOKEN); generated and printed if unset.",
@@ -93,7 +85,15 @@ class Broker(Application):
     certfile = Unicode(config=True, help="TLS certificate: serve HTTPS (env BROKER_CERTFILE).")
     keyfile = Unicode(config=True, help="TLS private key (env BROKER_KEYFILE).")
     default_kernel_name = Unicode(
-        config=True, help="Kernelspec used when a start request names none."
+        "python3",
+        config=True,
+        help="Kernelspec used when a start request names none (env BROKER_DEFAULT_KERNEL).",
+    )
+    log_level = Enum(
+        Application.log_level.values,
+        default_value="INFO",
+        config=True,
+        help="Log level, by name or number: DEBUG, INFO, WARN, ERROR or CRITICAL.",
     )
     local_kernels = Bool(
         config=True,
@@ -141,7 +141,7 @@ class Broker(Application):
         "cull-idle-timeout": "KernelRegistry.cull_idle_timeout",
         "cull-interval": "KernelRegistry.cull_interval",
         "env-allowlist": "KernelRegistry.env_allowlist",
-        "log-level": "Application.log_level",
+        "log-level": "Broker.log_level",
         "state-dir": "KernelRegistry.state_dir",
         "pool-size": "KernelPools.default_pool_size",
         "snapshot-dir": "SnapshotStore.directory",
@@ -172,50 +172,47 @@ class Broker(Application):
     ]
     config_file = Unicode("", config=True, help="Python or JSON config file to load.")
 
+    # The environment overrides the declared defaults (which --help shows).
     @default("ip")
     def _ip(self) -> str:
-        return _env("BROKER_IP", "127.0.0.1")
+        return env_default(self, "ip", "BROKER_IP")
 
     @default("port")
     def _port(self) -> int:
-        return int(_env("BROKER_PORT", 8889))
+        return env_default(self, "port", "BROKER_PORT")
 
     @default("token")
     def _token(self) -> str:
-        return _env("BROKER_TOKEN", "")
+        return env_default(self, "token", "BROKER_TOKEN")
 
     @default("no_auth")
     def _no_auth(self) -> bool:
-        return _env("BROKER_NO_AUTH", "") in ("1", "true", "yes")
+        return env_default(self, "no_auth", "BROKER_NO_AUTH")
 
     @default("users_file")
     def _users_file(self) -> str:
-        return _env("BROKER_USERS_FILE", "")
+        return env_default(self, "users_file", "BROKER_USERS_FILE")
 
     @default("certfile")
     def _certfile(self) -> str:
-        return _env("BROKER_CERTFILE", "")
+        return env_default(self, "certfile", "BROKER_CERTFILE")
 
     @default("keyfile")
     def _keyfile(self) -> str:
-        return _env("BROKER_KEYFILE", "")
+        return env_default(self, "keyfile", "BROKER_KEYFILE")
 
     @default("default_kernel_name")
     def _default_kernel(self) -> str:
-        return _env("BROKER_DEFAULT_KERNEL", "python3")
+        return env_default(self, "default_kernel_name", "BROKER_DEFAULT_KERNEL")
 
     @default("local_kernels")
     def _local_kernels(self) -> bool:
         return local_kernels_default()
 
-    @default("log_level")
-    def _log_level(self) -> int:
-        return logging.INFO
-
     def initialize(self, argv: list[str] | None = None) -> None:
         self.parse_command_line(argv)
         if self.config_file:
-            self.load_config_file(self.config_file)
+            config_file(self, self.config_file)
             self.parse_command_line(argv)  # the command line wins over the file
         # Local kernels get the broker's provisioner (resource limits, adoptable by pid).
         factory = self.config.KernelProvisionerFactory
@@ -236,7 +233,7 @@ class Broker(Application):
             self.log.warning("authentication is DISABLED: anyone who reaches the port runs code")
             return Authenticator.disabled()
         if self.users_file:
-            return Authenticator.from_users_file(self.users_file)
+            return users(self.users_file)
         if not self.token:
             self.token = secrets.token_urlsafe(32)
             self.token_generated = True
@@ -275,13 +272,6 @@ class Broker(Application):
         out.append(("broker_websocket_connections", "Open websockets.", {}, connections))
         return out + self.registry.pools.gauges()
 
-    def _ssl_context(self) -> ssl.SSLContext | None:
-        if not self.certfile:
-            return None
-        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        ctx.load_cert_chain(self.certfile, self.keyfile or None)
-        return ctx
-
     # --- running ----------------------------------------------------------------
 
     async def serve(self) -> None:
@@ -292,14 +282,14 @@ class Broker(Application):
         )
         self.sessions = SessionStore(self.registry)
         self.snapshots = SnapshotStore(self.registry.state_dir, parent=self)
-        ssl_ctx = self._ssl_context()
+        ssl_ctx = ssl_context(self.certfile, self.keyfile)
         server = HTTPServer(
             self.make_web_app(),
             ssl_options=ssl_ctx,
             max_body_size=self.max_body_bytes,
             xheaders=True,
         )
-        sockets = bind_sockets(self.port, self.ip)
+        sockets = bind(self.port, self.ip)
         server.add_sockets(sockets)
         port = sockets[0].getsockname()[1]
         await self.registry.start_background()
@@ -339,5 +329,9 @@ class Broker(Application):
 
 def main(argv: list[str] | None = None) -> None:
     app = Broker.instance()
-    app.initialize(argv if argv is not None else sys.argv[1:])
-    app.start()
+    try:
+        app.initialize(argv if argv is not None else sys.argv[1:])
+        app.start()
+    except StartupError as e:
+        print(f"kernel-broker serve: {e}", file=sys.stderr)
+        sys.exit(1)
