@@ -123,6 +123,7 @@ def status(broker: RunningBroker, method: str, snapshot_id: str, token: str) -> 
     return broker.request(method, f"/api/snapshots/{snapshot_id}", token=token).status_code
 
 
+@pytest.mark.slow
 def test_snapshot_saves_picklable_variables(snapshot: dict) -> None:
     saved = [
         "Point",

@@ -19,6 +19,9 @@ display({'application/json': {'a': 1}, 'application/x-custom': 'kept'}, raw=True
 display(SVG('<svg xmlns="http://www.w3.org/2000/svg" width="1" height="1"/>'))
 print('out')
 import sys; print('err', file=sys.stderr)
+import pytest
+
+pytestmark = pytest.mark.slow
 40 + 2
 """
 
