@@ -35,17 +35,19 @@ NAMESPACE = "kernels"
 class ControlPlane:
     """A fake API server and kubelet sharing one store, for one test."""
 
-    def __init__(self, workdir: Path, network: str = "loopback", **kubelet_args) -> None:
+    def __init__(
+        self, workdir: Path, network: str = "loopback", namespace: str = NAMESPACE, **kubelet_args
+    ) -> None:
         self.workdir = workdir
         workdir.mkdir(parents=True, exist_ok=True)
         self.token = secrets.token_hex(16)
         self.admin_token = secrets.token_hex(16)
         users = {
-            self.token: rbac.broker_user(NAMESPACE),
+            self.token: rbac.broker_user(namespace),
             self.admin_token: rbac.User("kubernetes-admin", admin=True),
         }
         self.api = FakeApiServer(users=users)
-        self.api.namespaces[NAMESPACE] = {ENFORCE_LABEL: "restricted"}
+        self.api.namespaces[namespace] = {ENFORCE_LABEL: "restricted"}
         self.images: dict[str, Image] = {KERNEL_IMAGE: kernel_image()}
         # The node's pod directories, like /var/lib/kubelet/pods: outside pytest's 0700
         # tmp tree, so a container's non-root user can reach its volumes.

@@ -85,7 +85,10 @@ async def create_token_secret(plane: ControlPlane, namespace: str) -> None:
         f"https://127.0.0.1:{plane.api.port}/api/v1/namespaces/{namespace}/secrets",
         method="POST",
         body=json.dumps(body),
-        headers={"Authorization": f"Bearer {plane.token}", "Content-Type": "application/json"},
+        headers={
+            "Authorization": f"Bearer {plane.admin_token}",
+            "Content-Type": "application/json",
+        },
         ca_certs=str(plane.ca_file),
     )
 
@@ -95,8 +98,8 @@ async def deployed(request, tmp_path_factory) -> AsyncIterator[Deployed]:
     root = tmp_path_factory.mktemp("deployed")
     objects = build(DEPLOY / request.param)
     namespace = broker_container(objects)[0]["metadata"]["namespace"]
-    plane = ControlPlane(root / "cluster")
-    await plane.start(tls=True)
+    plane = ControlPlane(root / "cluster", namespace=namespace)
+    await plane.start()
     await create_token_secret(plane, namespace)
     try:
         # the control plane runs on this event loop: never block it while the broker starts
