@@ -22,8 +22,10 @@ from traitlets.config import Application
 
 from . import __version__
 from .auth import Authenticator
+from .executions import ExecutionLimits
 from .handlers import api, channels, executions, kernels, sessions, snapshots
 from .kernelspecs import KernelSpecs
+from .logs import LOG_FORMAT, EventFormatter, route_module_loggers
 from .metrics import Metrics
 from .pools import KernelPools
 from .provisioners.local import BrokerLocalProvisioner
@@ -148,6 +150,7 @@ class Broker(Application):
     }
     classes = [
         KernelRegistry,
+        ExecutionLimits,
         KernelPools,
         Replicas,
         SnapshotStore,
@@ -192,6 +195,15 @@ class Broker(Application):
     def _log_level(self) -> int:
         return logging.INFO
 
+    _log_formatter_cls = EventFormatter
+
+    @default("log_format")
+    def _log_format(self) -> str:
+        return LOG_FORMAT
+
+    def get_default_logging_config(self) -> dict[str, Any]:
+        return route_module_loggers(super().get_default_logging_config())
+
     def initialize(self, argv: list[str] | None = None) -> None:
         self.parse_command_line(argv)
         if self.config_file:
@@ -206,6 +218,7 @@ class Broker(Application):
         self.token_generated = False
         self.auth = self._make_auth()
         self.specs = KernelSpecs(KernelSpecManager(parent=self), self.default_kernel_name)
+        self.execution_limits = ExecutionLimits(parent=self)
 
     def _make_auth(self) -> Authenticator:
         if self.no_auth:
