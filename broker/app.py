@@ -8,6 +8,7 @@ import signal
 import sys
 import time
 from collections import Counter
+from typing import Any
 
 from jupyter_client.kernelspec import KernelSpecManager
 from tornado import web
@@ -17,8 +18,10 @@ from traitlets.config import Application
 
 from . import __version__
 from .auth import Authenticator
+from .executions import ExecutionLimits
 from .handlers import api, channels, executions, kernels, sessions, snapshots
 from .kernelspecs import KernelSpecs
+from .logs import LOG_FORMAT, EventFormatter, route_module_loggers
 from .metrics import Metrics
 from .offered_kernelspecs import OfferedKernelSpecManager, default_refusal, local_kernels_default
 from .pools import KernelPools
@@ -164,6 +167,7 @@ class Broker(Application):
     }
     classes = [
         KernelRegistry,
+        ExecutionLimits,
         KernelPools,
         Replicas,
         SnapshotStore,
@@ -209,6 +213,15 @@ class Broker(Application):
     def _local_kernels(self) -> bool:
         return local_kernels_default()
 
+    _log_formatter_cls = EventFormatter
+
+    @default("log_format")
+    def _log_format(self) -> str:
+        return LOG_FORMAT
+
+    def get_default_logging_config(self) -> dict[str, Any]:
+        return route_module_loggers(super().get_default_logging_config())
+
     def initialize(self, argv: list[str] | None = None) -> None:
         self.parse_command_line(argv)
         if self.config_file:
@@ -227,6 +240,7 @@ class Broker(Application):
         if refused:
             raise SystemExit(f"kernel-broker: {refused}")
         self.specs = KernelSpecs(manager, self.default_kernel_name)
+        self.execution_limits = ExecutionLimits(parent=self)
 
     def _make_auth(self) -> Authenticator:
         if self.no_auth:

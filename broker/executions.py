@@ -3,11 +3,16 @@
 Each kernel has one queue: executions run one at a time, in order. An execution
 turns the kernel's messages into plain events (stdout, stderr, display data,
 execute result, error, end) that a client streams as NDJSON or reads later.
+
+Every execution ends: its timeout counts from its submission (the queue wait included),
+and at the deadline the kernel is interrupted for at most ``INTERRUPT_GRACE`` seconds,
+after which the execution ends as ``timeout`` whether or not the kernel stopped.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 import uuid
 from collections import OrderedDict
@@ -15,12 +20,37 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from traitlets import Float
+from traitlets.config import Configurable
+
 from .bridge import Bridge
 from .errors import not_found
+from .execution_events import Event, event_from, render
+from .timestamps import format_time
 from .wire import Message, make_message
 
+log = logging.getLogger("broker.executions")
+
 FINAL = ("ok", "error", "timeout", "cancelled", "aborted")
-_INTERRUPT_TRIES = 3  # an interrupt that lands before the code runs is lost: repeat it
+INTERRUPT_GRACE = 15.0  # seconds of interrupting after the deadline; the spec states it
+_REPLY_AFTER_IDLE = 2.0  # the reply (shell) may trail the idle status (iopub)
+
+
+class ExecutionLimits(Configurable):
+    """How long an HTTP execution may take; GET /api/spec.yaml states the values in force."""
+
+    default_timeout = Float(
+        600.0,
+        config=True,
+        help="Seconds an execution may take from its submission (queue wait included) when "
+        "the request names no timeout; then the kernel is interrupted.",
+    )
+    max_timeout = Float(86400.0, config=True, help="Largest timeout a request may ask for.")
+
+    @property
+    def default(self) -> float:
+        """The timeout of a request that names none (never above the maximum)."""
+        return min(self.default_timeout, self.max_timeout)
 
 
 @dataclass(eq=False)
@@ -28,24 +58,34 @@ class Execution:
     """One submitted piece of code and everything it produced."""
 
     code: str
-    timeout: float | None
+    timeout: float
     id: str = field(default_factory=lambda: uuid.uuid4().hex)
     status: str = "queued"
     execution_count: int | None = None
     created: float = field(default_factory=time.time)
     started: float | None = None
     finished: float | None = None
-    events: list[dict[str, Any]] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)
+    deadline: float = 0.0  # time.monotonic() at which the kernel is interrupted
     _changed: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
     # set when the kernel is about to run the code (execute_input): earlier, an interrupt is lost
     _started: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
-    # set with the execute_reply: later, an interrupt would hit whatever the kernel does next
-    _replied: bool = field(default=False, repr=False)
+    # set with the execute_reply or the idle status: later, an interrupt would hit whatever
+    # the kernel does next (and ipykernel drops the reply of a request it was dispatching)
+    _settled: bool = field(default=False, repr=False)
     _stop: asyncio.Event = field(default_factory=asyncio.Event, repr=False)  # cancel asked
+    _expiry: asyncio.Handle | None = field(default=None, repr=False)  # ends it while queued
 
-    def add(self, event: dict[str, Any]) -> None:
+    def __post_init__(self) -> None:
+        self.deadline = time.monotonic() + self.timeout
+
+    def add(self, event: Event) -> None:
         self.events.append(event)
         self._changed.set()
+
+    def note(self, text: str) -> None:
+        """A line from the broker itself on the execution's stderr."""
+        self.add({"type": "stderr", "text": f"[kernel-broker] {text}\n"})
 
     def finish(self, status: str) -> None:
         if self.status in FINAL:
@@ -53,6 +93,8 @@ class Execution:
         self.status = status
         self.finished = time.time()
         self._started.set()  # nothing left to interrupt
+        if self._expiry is not None:
+            self._expiry.cancel()
         self.add(
             {
                 "type": "end",
@@ -62,54 +104,32 @@ class Execution:
             }
         )
 
-    async def follow(self) -> AsyncIterator[dict[str, Any]]:
+    async def follow(self, ansi: bool = False) -> AsyncIterator[Event]:
         """Every event so far, then new ones as they come, until the end event."""
         sent = 0
         while True:
             while sent < len(self.events):
                 event = self.events[sent]
                 sent += 1
-                yield event
+                yield render(event, ansi)
                 if event["type"] == "end":
                     return
             self._changed.clear()
             await self._changed.wait()
 
-    def model(self, events: bool = True) -> dict[str, Any]:
+    def model(self, events: bool = True, ansi: bool = False) -> dict[str, Any]:
         doc: dict[str, Any] = {
             "id": self.id,
             "status": self.status,
             "execution_count": self.execution_count,
-            "created": self.created,
-            "started": self.started,
-            "finished": self.finished,
+            "timeout": self.timeout,
+            "created": format_time(self.created),
+            "started": None if self.started is None else format_time(self.started),
+            "finished": None if self.finished is None else format_time(self.finished),
         }
         if events:
-            doc["events"] = self.events
+            doc["events"] = [render(e, ansi) for e in self.events]
         return doc
-
-
-def event_from(msg: Message) -> dict[str, Any] | None:
-    """The event an iopub message becomes, or None for messages clients need not see."""
-    kind = msg.msg_type
-    if kind not in ("stream", "display_data", "update_display_data", "execute_result", "error"):
-        if kind == "clear_output":
-            return {"type": "clear_output", "wait": bool(msg.content_dict().get("wait"))}
-        return None
-    content = msg.content_dict()
-    if kind == "stream":
-        return {"type": content.get("name", "stdout"), "text": content.get("text", "")}
-    if kind == "error":
-        return {
-            "type": "error",
-            "name": content.get("ename", ""),
-            "value": content.get("evalue", ""),
-            "traceback": content.get("traceback", []),
-        }
-    event = {"type": kind, "data": content.get("data", {}), "metadata": content.get("metadata", {})}
-    if kind == "execute_result":
-        event["execution_count"] = content.get("execution_count")
-    return event
 
 
 class Executions:
@@ -126,8 +146,9 @@ class Executions:
         self._current: Execution | None = None
         self._worker = asyncio.ensure_future(self._work())
 
-    def submit(self, code: str, timeout: float | None) -> Execution:
+    def submit(self, code: str, timeout: float) -> Execution:
         ex = Execution(code, timeout)
+        ex._expiry = asyncio.get_running_loop().call_later(timeout, _expire_if_queued, ex)
         self._all[ex.id] = ex
         while len(self._all) > self.keep:
             oldest = next(iter(self._all.values()))
@@ -167,6 +188,10 @@ class Executions:
             self._current = ex
             try:
                 await self._run(ex)
+            except Exception:  # one broken execution must not stall the kernel's queue
+                log.exception("execution %s failed", ex.id)
+                ex.note("the broker failed to run this code; it is logged")
+                ex.finish("aborted")
             finally:
                 self._current = None
 
@@ -180,12 +205,11 @@ class Executions:
             if msg.channel == "iopub" and msg.msg_type == "status":
                 execution_state = msg.content_dict().get("execution_state")
                 if execution_state in ("restarting", "dead"):
-                    ex.add(
-                        {"type": "stderr", "text": f"[kernel-broker] kernel {execution_state}\n"}
-                    )
+                    ex.note(f"kernel {execution_state}")
                     state["lost"] = True
                     done.set()
-                state["idle"] = state["idle"] or execution_state == "idle"
+                if execution_state == "idle":
+                    state["idle"] = ex._settled = True
             elif msg.channel == "iopub" and msg.msg_type == "execute_input":
                 ex._started.set()
             elif msg.channel == "iopub":
@@ -194,7 +218,7 @@ class Executions:
                     ex.add(event)
             elif msg.msg_type == "execute_reply":
                 state["reply"] = msg.content_dict()
-                ex._replied = True
+                ex._settled = True
             if state["reply"] is not None and state["idle"]:
                 done.set()
 
@@ -228,33 +252,49 @@ class Executions:
             ex.finish("ok" if reply.get("status") == "ok" else "error")
 
     async def _wait(self, ex: Execution, done: asyncio.Event) -> None:
-        """Wait for the reply; on timeout or cancel, interrupt until the kernel gives up."""
+        """Wait for the reply; at the deadline or on cancel, interrupt, for a bounded time."""
         finished = asyncio.ensure_future(done.wait())
         stop = asyncio.ensure_future(ex._stop.wait())
         try:
-            await asyncio.wait({finished, stop}, timeout=ex.timeout, return_when="FIRST_COMPLETED")
+            left = max(0.0, ex.deadline - time.monotonic())
+            await asyncio.wait({finished, stop}, timeout=left, return_when="FIRST_COMPLETED")
+            if done.is_set():
+                return
+            if not ex._stop.is_set():
+                ex.status = "timing out"
+            async with asyncio.timeout(INTERRUPT_GRACE):
+                await self._interrupt_until_done(ex, finished)
+        except TimeoutError:
+            what = "stop" if ex._started.is_set() else "start (it was busy with other work)"
+            ex.note(
+                f"the kernel did not {what} within {INTERRUPT_GRACE:g} s after the timeout and "
+                "may still run this code; interrupt or restart the kernel"
+            )
         finally:
             stop.cancel()
-        if done.is_set():
-            return
-        if not ex._stop.is_set():
-            ex.status = "timing out"
+            finished.cancel()
+
+    async def _interrupt_until_done(self, ex: Execution, finished: asyncio.Future[Any]) -> None:
         # the kernel must have begun (it said so on iopub), or the interrupt hits nothing
         started = asyncio.ensure_future(ex._started.wait())
         await asyncio.wait({finished, started}, return_when="FIRST_COMPLETED")
         started.cancel()
-        for attempt in range(_INTERRUPT_TRIES):
-            if done.is_set() or ex._replied or _interrupted(ex):
-                break
-            await self.interrupt()
-            try:
-                await asyncio.wait_for(asyncio.shield(finished), 2.0**attempt)
-            except TimeoutError:
-                continue
-        try:  # an interrupt that landed is answered; give the reply time to arrive
-            await asyncio.wait_for(finished, 10.0)
-        except TimeoutError:
-            ex.add({"type": "stderr", "text": "[kernel-broker] the interrupt was not answered\n"})
+        attempt = 0
+        while not finished.done():
+            if ex._settled:  # done with the request; only the reply (or idle) is to come
+                await asyncio.wait({finished}, timeout=_REPLY_AFTER_IDLE)
+                return
+            if not _interrupted(ex):
+                await self.interrupt()
+            await asyncio.wait({finished}, timeout=2.0**attempt)
+            attempt += 1
+
+
+def _expire_if_queued(ex: Execution) -> None:
+    """At its deadline, an execution still waiting for its turn ends without running."""
+    if ex.status == "queued":
+        ex.note(f"the timeout ({ex.timeout:g} s) passed while queued; the code did not run")
+        ex.finish("timeout")
 
 
 def _interrupted(ex: Execution) -> bool:

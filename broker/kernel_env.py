@@ -33,7 +33,9 @@ def validate_request_env(env: Any, allowed_names: Iterable[str]) -> dict[str, st
             raise BrokerError(400, f"Environment variable {name} must be a string.")
         if _CONTROL.search(value) or len(value.encode()) > MAX_VALUE_BYTES:
             raise BrokerError(
-                400, f"Environment variable {name} has control characters or is too long."
+                400,
+                f"Environment variable {name} has control characters or is over "
+                f"{MAX_VALUE_BYTES} bytes.",
             )
         if not (name.startswith("KERNEL_") or name in allowed):
             raise BrokerError(

@@ -12,7 +12,6 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 from jupyter_client.manager import AsyncKernelManager
@@ -30,15 +29,11 @@ from .metrics import Metrics
 from .pools import WARM_PREFIX, KernelPools, WarmKernel
 from .replicas import Replicas
 from .store import KernelStore
+from .timestamps import format_time
 from .wire import make_message
 
 CLOSE_RESTART = 1012  # websocket close code: service restarting, reconnect
 _ENV_INHERIT = ["PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "HOME", "TMPDIR", "SYSTEMROOT"]
-
-
-def format_time(ts: float) -> str:
-    """The timestamp format Jupyter clients parse: microseconds and Z are mandatory."""
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 @dataclass(eq=False)
@@ -231,14 +226,15 @@ class KernelRegistry(LoggingConfigurable):
         if self.max_kernels and total >= self.max_kernels:
             raise BrokerError(
                 429,
-                f"The broker runs its maximum of {self.max_kernels} kernels; "
-                "shut one down or try later.",
+                f"The broker runs its maximum of {self.max_kernels} kernels "
+                "(--max-kernels); shut one down or try later.",
             )
         mine = sum(1 for k in self.kernels.values() if k.owner == owner)
         if self.max_kernels_per_user and mine >= self.max_kernels_per_user:
             raise BrokerError(
                 429,
-                f"User {owner!r} already runs {mine} kernels, the most allowed; shut one down.",
+                f"User {owner!r} already runs {mine} kernels, the most allowed "
+                "(--max-kernels-per-user); shut one down.",
             )
 
     def _owner(self, user: User, env: dict[str, str]) -> str:

@@ -179,7 +179,8 @@ class SnapshotStore(LoggingConfigurable):
             largest = ", ".join(f"{n} ({s} bytes pickled)" for n, s in doc["largest"].items())
             raise BrokerError(
                 413,
-                f"The snapshot takes {doc['size']} bytes, over the limit of {self.max_bytes}; "
+                f"The snapshot takes {doc['size']} bytes, over the limit of {self.max_bytes} "
+                "(--SnapshotStore.max_bytes); "
                 f"the largest variables are {largest}. Delete some and try again.",
             )
         meta = {
@@ -203,7 +204,11 @@ class SnapshotStore(LoggingConfigurable):
     def _store(self, directory: Path, meta: dict[str, Any], payload: str) -> None:
         data = base64.b64decode(payload)
         if len(data) > self.max_bytes:  # the kernel is the user's: do not trust its check
-            raise BrokerError(413, f"The snapshot is over the limit of {self.max_bytes} bytes.")
+            raise BrokerError(
+                413,
+                f"The snapshot is over the limit of {self.max_bytes} bytes "
+                "(--SnapshotStore.max_bytes).",
+            )
         self._write(directory / f"{meta['id']}.bin", data)
         self._write(directory / f"{meta['id']}.json", json.dumps(meta).encode())
 

@@ -7,11 +7,10 @@ death) is stated explicitly so that a model can be told the truth.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
-_ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
+from broker.client.ansi import strip_ansi
 
 # MIME type -> field name; anything else lands in Result.extra.
 MIME_FIELDS = {
@@ -27,11 +26,6 @@ MIME_FIELDS = {
     "application/pdf": "pdf",
 }
 IMAGE_TYPES = ("image/png", "image/jpeg")
-
-
-def strip_ansi(text: str) -> str:
-    """Text without ANSI colour and cursor codes (IPython colours its tracebacks)."""
-    return _ANSI.sub("", text)
 
 
 def _text(value: Any) -> Any:

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import copy
+import functools
 import os
+from typing import Any
+
+import yaml
 
 from .. import __version__
 from ..errors import BrokerError
-from ..registry import format_time
+from ..timestamps import format_time
 from .base import BaseHandler
 
 SPEC_PATH = os.path.join(os.path.dirname(os.path.dirname(__file__)), "spec.yaml")
@@ -35,11 +40,43 @@ class StatusHandler(BaseHandler):
         )
 
 
+@functools.cache
+def _spec() -> dict[str, Any]:
+    with open(SPEC_PATH, "rb") as f:
+        return yaml.safe_load(f)
+
+
+@functools.cache
+def spec_document(default_timeout: float, max_timeout: float, max_body_bytes: int) -> bytes:
+    """spec.yaml with this broker's limits filled in, so that the bounds it states hold."""
+    doc = copy.deepcopy(_spec())
+    timeout = doc["components"]["schemas"]["ExecuteRequest"]["properties"]["timeout"]
+    timeout["default"], timeout["maximum"] = default_timeout, max_timeout
+    doc["components"]["responses"]["TooLarge"]["description"] += f" ({max_body_bytes} bytes)"
+    return yaml.dump(doc, Dumper=_BlockDumper, sort_keys=False, allow_unicode=True).encode()
+
+
+class _BlockDumper(yaml.SafeDumper):
+    """Multi-line descriptions stay ``|`` blocks, as written in spec.yaml."""
+
+
+def _text(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    style = "|" if "\n" in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_BlockDumper.add_representer(str, _text)
+
+
 class SpecHandler(BaseHandler):
+    """The OpenAPI document: public, like the source it describes (no kernel, no user)."""
+
+    public = True
+
     def get(self) -> None:
+        limits = self.broker.execution_limits
         self.set_header("Content-Type", "application/yaml")
-        with open(SPEC_PATH, "rb") as f:
-            self.finish(f.read())
+        self.finish(spec_document(limits.default, limits.max_timeout, self.broker.max_body_bytes))
 
 
 class HealthHandler(BaseHandler):
@@ -76,6 +113,9 @@ class NotFoundHandler(BaseHandler):
     public = True
 
     def get(self, *args: str, **kwargs: str) -> None:
-        raise BrokerError(404, f"No endpoint {self.request.path}; see GET /api/spec.yaml.")
+        raise BrokerError(
+            404,
+            f"No endpoint {self.request.path}; GET /api/spec.yaml (no token needed) lists them.",
+        )
 
     post = put = patch = delete = get

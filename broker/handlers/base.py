@@ -115,7 +115,7 @@ class BaseHandler(AuthMixin, web.RequestHandler):
         limit = self.broker.max_body_bytes
         length = self.request.headers.get("Content-Length")
         if length and length.isdigit() and int(length) > limit:
-            raise BrokerError(413, f"Request body over the limit of {limit} bytes.")
+            raise body_too_large(limit)
         # A chunked body announces no length: Tornado would refuse a chunk that crosses its
         # own limit with a bare 400 before data_received sees it, so data_received counts.
         self.request.connection.set_max_body_size(limit + 1 if length else _CHUNKED_CAP)
@@ -128,7 +128,7 @@ class BaseHandler(AuthMixin, web.RequestHandler):
         if self._received > limit:
             # Raising here would drop the connection without an answer.
             self._chunks.clear()
-            error = BrokerError(413, f"Request body over the limit of {limit} bytes.")
+            error = body_too_large(limit)
             log_error(self.request, error)
             self.send_error(413, exc_info=(BrokerError, error, None))
             return
@@ -165,6 +165,35 @@ class BaseHandler(AuthMixin, web.RequestHandler):
             self.set_header("Allow", allowed_methods(type(self)))
         self.set_header("Content-Type", "application/json")
         self.finish(json.dumps(error_body(status_code, exc)))
+
+
+def body_too_large(limit: int) -> BrokerError:
+    return BrokerError(
+        413,
+        f"Request body over the limit of {limit} bytes; send less, or have the operator "
+        "raise --Broker.max_body_bytes.",
+    )
+
+
+def only_fields(body: dict[str, Any], known: tuple[str, ...]) -> dict[str, Any]:
+    """``body``, or 400 naming the fields it has that the endpoint does not know.
+
+    A misspelt field ignored silently (``"timout"``) would run with the wrong settings.
+    """
+    unknown = sorted(set(body) - set(known))
+    if unknown:
+        names = ", ".join(repr(name[:40]) for name in unknown[:5])
+        raise BrokerError(400, f"Unknown field(s) {names}; this endpoint takes {', '.join(known)}.")
+    return body
+
+
+def query_flag(name: str, value: str) -> bool:
+    """A boolean query parameter: true/1, false/0 or absent (false); 400 otherwise."""
+    if value.lower() in ("", "false", "0"):
+        return False
+    if value.lower() in ("true", "1"):
+        return True
+    raise BrokerError(400, f"Query parameter {name!r} must be true or false.")
 
 
 def field(

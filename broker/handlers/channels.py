@@ -35,9 +35,20 @@ log = logging.getLogger("broker.channels")
 CLOSE_UNSUPPORTED = 1003  # RFC 6455: a kind of frame (text, binary) this endpoint cannot take
 CLOSE_INVALID = 1007  # RFC 6455: the message does not follow the protocol
 CLOSE_POLICY = 1008  # RFC 6455: the message breaks a rule (another client's msg_id)
+CLOSE_TOO_BIG = 1009  # RFC 6455: the message is over the size limit
 _LARGE = 64 * 1024  # pieces from this size on are handed to the socket as they are
 # msg_ids are UUIDs, jupyter_client's "{session}_{pid}_{count}", or pieces "{msg_id}-{n}"
 RESUME_AFTER = re.compile(r"[\w.:-]{1,256}", re.ASCII)
+
+
+class _Protocol(websocket.WebSocketProtocol13):
+    """Tornado's protocol, whose 1009 close reason names the limit and how to raise it."""
+
+    def close(self, code: int | None = None, reason: str | None = None) -> None:
+        if code == CLOSE_TOO_BIG:
+            limit = self.params.max_message_size
+            reason = f"message over {limit} bytes (--Broker.max_message_bytes)"
+        super().close(code, reason)
 
 
 class ChannelsHandler(AuthMixin, websocket.WebSocketHandler):
@@ -98,6 +109,12 @@ class ChannelsHandler(AuthMixin, websocket.WebSocketHandler):
         # One policy for every Tornado version (6.6 no longer compares Origin with Host
         # here); _check_upgrade has already applied it, with a JSON answer.
         return origin_allowed(self.request.headers, self.broker.allow_origin)
+
+    def get_websocket_protocol(self) -> websocket.WebSocketProtocol | None:
+        protocol = super().get_websocket_protocol()
+        if isinstance(protocol, websocket.WebSocketProtocol13):
+            return _Protocol(self, False, protocol.params)
+        return protocol
 
     def select_subprotocol(self, subprotocols: list[str]) -> str | None:
         return V1_SUBPROTOCOL if V1_SUBPROTOCOL in subprotocols else None

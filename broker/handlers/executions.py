@@ -9,10 +9,25 @@ from urllib.parse import quote
 from tornado.iostream import StreamClosedError
 
 from ..errors import BrokerError
-from ..executions import Execution
-from .base import BaseHandler, field
+from ..executions import Execution, ExecutionLimits
+from .base import BaseHandler, field, only_fields, query_flag
 
 _background: set[asyncio.Task[None]] = set()  # keeps fire-and-forget cancels alive
+EXECUTE_FIELDS = ("code", "timeout", "background", "ansi")
+
+
+def requested_timeout(body: dict, limits: ExecutionLimits) -> float:
+    """The request's timeout in seconds: the default when it names none, 400 out of range."""
+    timeout = field(body, "timeout", (int, float))
+    if timeout is None:
+        return limits.default
+    if not 0 < timeout <= limits.max_timeout:
+        raise BrokerError(
+            400,
+            f"Field 'timeout' must be more than 0 and at most {limits.max_timeout:g} seconds "
+            "(--ExecutionLimits.max_timeout).",
+        )
+    return float(timeout)
 
 
 class ExecuteHandler(BaseHandler):
@@ -22,27 +37,27 @@ class ExecuteHandler(BaseHandler):
 
     async def post(self, kernel_id: str) -> None:
         kernel = await self.broker.registry.find(kernel_id, self.user)
-        body = self.json_body()
+        body = only_fields(self.json_body(), EXECUTE_FIELDS)
         code = field(body, "code", str)
         if code is None:
             raise BrokerError(400, "Field 'code' is required.")
-        timeout = field(body, "timeout", (int, float))
-        if timeout is not None and not 0 < timeout <= 86400:
-            raise BrokerError(400, "Field 'timeout' must be between 0 and 86400 seconds.")
+        timeout = requested_timeout(body, self.broker.execution_limits)
+        background = field(body, "background", bool, False)
+        ansi = field(body, "ansi", bool, False)
         if kernel.dead:
             raise BrokerError(409, f"Kernel {kernel_id} is dead; restart or shut it down.")
         executions = self.broker.registry.executions(kernel)
         ex = executions.submit(code, timeout)
         location = f"/api/kernels/{quote(kernel_id)}/executions/{ex.id}"
         self.set_header("Location", location)
-        if field(body, "background", bool, False):
+        if background:
             self.write_json(ex.model(events=False), status=202)
             return
         self.execution = ex
         self.set_header("Content-Type", "application/x-ndjson")
         try:
             await self._send({"type": "start", "execution_id": ex.id})
-            async for event in ex.follow():
+            async for event in ex.follow(ansi):
                 await self._send(event)
         except StreamClosedError:
             return  # the client left; on_connection_close interrupted the execution
@@ -76,7 +91,8 @@ class ExecutionsHandler(BaseHandler):
 class ExecutionHandler(BaseHandler):
     async def get(self, kernel_id: str, exec_id: str) -> None:
         kernel = await self.broker.registry.find(kernel_id, self.user)
-        self.write_json(self.broker.registry.executions(kernel).get(exec_id).model())
+        ansi = query_flag("ansi", self.get_argument("ansi", ""))
+        self.write_json(self.broker.registry.executions(kernel).get(exec_id).model(ansi=ansi))
 
     async def delete(self, kernel_id: str, exec_id: str) -> None:
         kernel = await self.broker.registry.find(kernel_id, self.user)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..errors import BrokerError
 from ..snapshots import SnapshotStore
-from .base import BaseHandler, field
+from .base import BaseHandler, field, only_fields
 
 
 class SnapshotHandlerBase(BaseHandler):
@@ -24,7 +24,7 @@ class KernelSnapshotsHandler(SnapshotHandlerBase):
 class KernelRestoreHandler(SnapshotHandlerBase):
     async def post(self, kernel_id: str) -> None:
         kernel = await self.broker.registry.find(kernel_id, self.user)
-        snapshot_id = field(self.json_body(), "snapshot", str)
+        snapshot_id = field(only_fields(self.json_body(), ("snapshot",)), "snapshot", str)
         if snapshot_id is None:
             raise BrokerError(400, "Field 'snapshot' (a snapshot id) is required.")
         self.write_json(await self.store.restore(snapshot_id, kernel, self.user))

@@ -59,7 +59,7 @@ ROWS = [
     Row("GET", "/healthz", "public", 200),
     Row("GET", "/readyz", "public", 200),
     Row("GET", "/api/status", "any", 200),
-    Row("GET", "/api/spec.yaml", "any", 200),
+    Row("GET", "/api/spec.yaml", "public", 200),
     Row("GET", "/metrics", "any", 200),
     Row("GET", "/api/kernelspecs", "any", 200),
     Row("GET", "/api/kernelspecs/python3", "any", 200),
