@@ -86,13 +86,14 @@ def merge(target: Any, patch: Any, key: str = "") -> Any:
     if isinstance(target, list) and isinstance(patch, list) and key in MERGE_KEYS:
         by = MERGE_KEYS[key]
         out = [copy.deepcopy(item) for item in target]
+        added = []  # kustomize puts items new to the list first, in the patch's order
         for item in patch:
             match = [i for i, old in enumerate(out) if old.get(by) == item.get(by)]
             if match:
                 out[match[0]] = merge(out[match[0]], item, key)
             else:
-                out.append(copy.deepcopy(item))
-        return out
+                added.append(copy.deepcopy(item))
+        return added + out
     return copy.deepcopy(patch)
 
 
