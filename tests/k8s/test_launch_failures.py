@@ -8,7 +8,7 @@ import pytest
 
 from broker.provisioners.kubernetes import KernelLaunchError
 
-from .kubelet import kernel_image
+from .kubelet import Image, kernel_image
 
 pytestmark = [pytest.mark.k8s, pytest.mark.asyncio]
 
@@ -50,8 +50,9 @@ async def test_kernel_that_exits_reports_exit_code(control_plane, pod_kernel, tm
     crash = tmp_path / "crash.py"
     crash.write_text("import sys\nprint('cannot start', file=sys.stderr)\nsys.exit(3)\n")
     image = kernel_image()
-    image.files["/opt/kernel/entrypoint.py"] = str(crash)
-    control_plane.images["crashing:1"] = image
+    control_plane.images["crashing:1"] = Image(
+        files={**image.files, "/opt/kernel/entrypoint.py": str(crash)}, runtime=image.runtime
+    )
     message = await start_fails(pod_kernel(image="crashing:1"))
     assert "exited with code 3" in message and "logs" in message
     assert_nothing_left(control_plane)
