@@ -37,6 +37,7 @@ import base64
 import contextlib
 import json
 import os
+import random
 import signal
 import socket
 import sys
@@ -123,7 +124,9 @@ class FakeKubelet:
             raise ValueError("a strict kubelet must run as root (users, mounts)")
         self.start_delay = 0.0
         self.pods: dict[str, _Runtime] = {}
-        self._next_ip = 0
+        # Pod addresses start at a random place, so that two control planes on one machine
+        # (two test runs at once) do not hand out the same 127.42.x.y with the same ports.
+        self._next_ip = random.randrange(0, 250 * 200)
         self._unsubscribe = None
 
     def start(self) -> None:
