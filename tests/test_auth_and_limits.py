@@ -48,6 +48,7 @@ ENDPOINTS = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("method", "path"), ENDPOINTS)
 @pytest.mark.parametrize(("token", "status"), [("", 401), ("wrong", 401), ("bob-token", 404)])
 def test_others_cannot_touch_a_kernel(users_broker, alice_kernel, method, path, token, status):
@@ -119,6 +120,7 @@ def test_kernelspec_user_lists_are_enforced(users_broker, token, spec, status):
         assert "not authorized" in r.json()["message"]
 
 
+@pytest.mark.slow
 def test_per_user_and_total_limits_answer_429(users_broker):
     started = []
     try:

@@ -28,6 +28,8 @@ from broker.wire import Message
 from .broker_process import RunningBroker, kill_recorded_kernels, running, start_broker
 from .conftest import write_kernelspec
 
+pytestmark = pytest.mark.slow
+
 # 50 MB printed at once (one message, split in 8 MiB pieces on the way out) or in fifty
 # flushed prints; every line differs, so the text proves order and that nothing repeats.
 FIFTY_MB = {

@@ -21,10 +21,13 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 KB = ROOT / "kb"
 
-pytestmark = pytest.mark.skipif(
-    Path(sys.prefix).resolve() != (ROOT / ".venv").resolve(),
-    reason="./kb installs into this checkout's .venv: run these tests in it (./kb test)",
-)
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        Path(sys.prefix).resolve() != (ROOT / ".venv").resolve(),
+        reason="./kb installs into this checkout's .venv: run these tests in it (./kb test)",
+    ),
+]
 
 
 def kb_env(home: Path) -> dict[str, str]:

@@ -11,6 +11,8 @@ from broker.client import ChannelsConnection
 
 from .broker_process import RunningBroker, sleeping, start_broker
 
+pytestmark = pytest.mark.slow
+
 
 async def statuses_until(conn: ChannelsConnection, wanted: str, timeout: float = 60) -> list[str]:
     """Execution states seen on iopub until ``wanted`` arrives."""

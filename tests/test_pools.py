@@ -11,6 +11,8 @@ import pytest
 
 from .broker_process import RunningBroker, start_broker, start_users_broker
 
+pytestmark = pytest.mark.slow
+
 
 def pool_requests(b: RunningBroker, outcome: str) -> float:
     return metric(b, "broker_pool_requests_total", spec="python3", outcome=outcome)

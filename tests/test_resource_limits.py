@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
+
 from .broker_process import start_broker
+
+pytestmark = pytest.mark.slow
 
 GIB = 1024**3
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from broker.client import ChannelsConnection
 
 from .broker_process import RunningBroker, start_broker
@@ -37,6 +39,7 @@ def test_session_bad_input(broker: RunningBroker) -> None:
         assert r.status_code in (400, 404), body
 
 
+@pytest.mark.slow
 async def test_idle_kernels_are_culled_but_connected_ones_kept(tmp_path, broker_env) -> None:
     b = start_broker(
         tmp_path,

@@ -162,6 +162,7 @@ async def test_reconnect_with_same_session_replays_missed_output(
         assert texts == "0\n1\n2\n3\n4\n"
 
 
+@pytest.mark.slow
 async def test_replay_buffer_overflow_says_what_was_dropped(tmp_path, broker_env) -> None:
     from .broker_process import start_broker
 

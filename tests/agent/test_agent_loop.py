@@ -6,6 +6,8 @@ import json
 import re
 from pathlib import Path
 
+import pytest
+
 from llm_agent.agent import Agent, AgentConfig
 from llm_agent.events import Answer, Event, TextDelta, ToolFinished, ToolOutputEvent, ToolStarted
 from llm_agent.kernel import KernelSession
@@ -20,6 +22,8 @@ from .scripted_llm import (
     python,
     tool_messages,
 )
+
+pytestmark = pytest.mark.slow
 
 CSV = "city,value\nOslo,1\nLima,2\nPune,3\n"
 PLOT = (

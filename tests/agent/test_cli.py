@@ -10,10 +10,13 @@ import sys
 from pathlib import Path
 
 import nbformat
+import pytest
 import requests
 
 from ..broker_process import RunningBroker
 from .scripted_llm import VISION_MODEL, ScriptedLLM, Turn, expect_tool_messages, python
+
+pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -6,6 +6,7 @@ import shutil
 from pathlib import Path
 
 import nbformat
+import pytest
 from nbclient import NotebookClient
 
 from llm_agent.agent import Agent, AgentConfig
@@ -16,6 +17,7 @@ from .scripted_llm import ScriptedLLM
 from .test_agent_loop import expect_csv_analysis, write_csv
 
 
+@pytest.mark.slow
 async def test_transcript_notebook_reruns_with_nbclient(
     llm: ScriptedLLM, make_model: ModelFactory, kernel_session: KernelSession, tmp_path: Path
 ) -> None:

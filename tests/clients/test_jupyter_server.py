@@ -16,6 +16,8 @@ from ..broker_process import RunningBroker
 from .conftest import MARKED_SPEC
 from .jupyter_process import RunningJupyter, start_jupyter
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture
 def gateway(clients_broker: RunningBroker) -> Iterator[GatewayClient]:

@@ -15,6 +15,8 @@ from broker.client import RemoteKernelManager
 from ..broker_process import RunningBroker
 from .conftest import manager_config, read_notebook
 
+pytestmark = pytest.mark.slow
+
 PARITY_NOTEBOOKS = ["plots", "rich_display", "comms", "stdin", "errors"]
 
 

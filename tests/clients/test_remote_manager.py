@@ -17,6 +17,8 @@ from broker.client import BrokerAPIError, RemoteKernelClient, RemoteKernelManage
 from ..broker_process import RunningBroker
 from .conftest import MARKED_SPEC, PYTHON, manager_config, subprocess_env
 
+pytestmark = pytest.mark.slow
+
 
 def notebook(*sources: str, kernel: str = "python3") -> nbformat.NotebookNode:
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(s) for s in sources])

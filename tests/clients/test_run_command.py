@@ -70,6 +70,7 @@ def test_parameters_go_first_without_a_parameters_cell() -> None:
     assert nb.cells[0].metadata["tags"] == ["injected-parameters"]
 
 
+@pytest.mark.slow
 def test_run_writes_the_executed_notebook(tmp_path: Path, run_broker: RunningBroker) -> None:
     out = tmp_path / "out.ipynb"
     done = run_command(
@@ -84,6 +85,7 @@ def test_run_writes_the_executed_notebook(tmp_path: Path, run_broker: RunningBro
     assert "[3/3] cell 2" in done.stderr  # per-cell progress on stderr
 
 
+@pytest.mark.slow
 def test_token_comes_from_the_environment(tmp_path: Path, run_broker: RunningBroker) -> None:
     out = tmp_path / "out.ipynb"
     args = (str(NOTEBOOKS / "parameters.ipynb"), "--url", run_broker.url, "-o", str(out))
@@ -93,6 +95,7 @@ def test_token_comes_from_the_environment(tmp_path: Path, run_broker: RunningBro
     assert "401" in refused.stderr
 
 
+@pytest.mark.slow
 def test_cell_error_exits_nonzero_and_shows_it(tmp_path: Path, run_broker: RunningBroker) -> None:
     nb = nbformat.v4.new_notebook(
         cells=[nbformat.v4.new_code_cell(s) for s in ("print('ok')", "raise ValueError('boom')")]
@@ -106,6 +109,7 @@ def test_cell_error_exits_nonzero_and_shows_it(tmp_path: Path, run_broker: Runni
     assert executed.cells[1].outputs[0]["ename"] == "ValueError"
 
 
+@pytest.mark.slow
 def test_kernel_death_is_reported_quickly(tmp_path: Path, run_broker: RunningBroker) -> None:
     started = time.monotonic()
     done = run_command(
@@ -117,6 +121,7 @@ def test_kernel_death_is_reported_quickly(tmp_path: Path, run_broker: RunningBro
     assert time.monotonic() - started < 30
 
 
+@pytest.mark.slow
 def test_cell_timeout_fails_the_run(tmp_path: Path, run_broker: RunningBroker) -> None:
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("import time; time.sleep(30)")])
     nbformat.write(nb, tmp_path / "slow.ipynb")
@@ -128,6 +133,7 @@ def test_cell_timeout_fails_the_run(tmp_path: Path, run_broker: RunningBroker) -
     assert "timed out" in done.stderr
 
 
+@pytest.mark.slow
 def test_without_url_a_private_broker_runs_the_notebook(tmp_path: Path) -> None:
     nb = nbformat.v4.new_notebook(
         cells=[nbformat.v4.new_code_cell("import os; print(os.path.exists('data.txt'))")]

@@ -17,7 +17,7 @@ from ..broker_process import sleeping, start_broker
 from .conftest import NAMESPACE, write_kernelspec
 from .controlplane import KERNEL_IMAGE
 
-pytestmark = [pytest.mark.k8s]
+pytestmark = [pytest.mark.k8s, pytest.mark.slow]
 
 
 async def start_pod_broker(control_plane, tmp_path, *args: str):

@@ -12,7 +12,7 @@ from broker.provisioners.cluster import close_clusters
 from .controlplane import ControlPlane
 from .test_pod_kernels import assert_nothing_left, execute, started
 
-pytestmark = [pytest.mark.k8s, pytest.mark.asyncio]
+pytestmark = [pytest.mark.k8s, pytest.mark.asyncio, pytest.mark.slow]
 
 
 @pytest.fixture

@@ -73,6 +73,7 @@ async def test_slow_start_beyond_kernel_launch_timeout_times_out(control_plane, 
     assert_nothing_left(control_plane)
 
 
+@pytest.mark.slow
 async def test_slow_image_pull_within_timeout_still_starts(control_plane, pod_kernel):
     control_plane.images["slow:1"] = kernel_image(pull_seconds=1.0)
     km = pod_kernel(image="slow:1")

@@ -42,6 +42,7 @@ def rendered(env: dict[str, str] | None = None) -> tuple[dict, dict]:
     return pod, secret
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("version", VERSIONS)
 def test_deploy_manifests_are_valid(version):
     files = sorted(p for p in DEPLOY.rglob("*.yaml") if p.name != "kustomization.yaml")

@@ -12,7 +12,7 @@ from broker.provisioners.pod import LABEL_KERNEL_ID
 
 from .conftest import NAMESPACE
 
-pytestmark = [pytest.mark.k8s, pytest.mark.asyncio]
+pytestmark = [pytest.mark.k8s, pytest.mark.asyncio, pytest.mark.slow]
 
 
 async def execute(client, code: str, timeout: float = 20) -> tuple[dict, list[str]]:

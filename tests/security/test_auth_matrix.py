@@ -166,6 +166,7 @@ def cases() -> Iterator[Any]:
                     yield pytest.param(row, role, via, id=f"{row.method} {row.path}-{role}-{via}")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("row", "role", "via"), cases())
 def test_every_endpoint_answers_each_caller(
     users_broker: RunningBroker, alice: dict[str, str], row: Row, role: str, via: str

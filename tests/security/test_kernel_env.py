@@ -66,6 +66,7 @@ def _start(b: RunningBroker, how: str) -> str:
     return r.json()["id"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("how", ["no body", "no env", "env null", "empty env", "session"])
 def test_a_kernel_started_without_env_gets_none_of_the_brokers(
     env_broker: RunningBroker, how: str
@@ -122,6 +123,7 @@ def test_bad_names_long_values_and_unlisted_names_are_refused(
         assert "--env-allowlist" in r.json()["message"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("value", ["two\nlines", "tab\there", "unicode \u00e9\u2028\U0001f600"])
 def test_tab_newline_and_unicode_values_are_accepted(env_broker: RunningBroker, value: str) -> None:
     kernel = env_broker.start_kernel(KERNEL_X=value)

@@ -20,6 +20,8 @@ from broker.client import ChannelsConnection
 from ..broker_process import RunningBroker, start_broker
 from ..conftest import write_kernelspec
 
+pytestmark = pytest.mark.slow
+
 BODY_LIMIT = 1024
 
 

@@ -20,6 +20,8 @@ import schemathesis
 
 from ..broker_process import RunningBroker, start_broker
 
+pytestmark = pytest.mark.slow
+
 MAX_EXAMPLES = 15
 SEED = 20261108
 CHECKS = (

@@ -23,6 +23,8 @@ from broker.client import ChannelsConnection
 
 from ..broker_process import RunningBroker, start_broker
 
+pytestmark = pytest.mark.slow
+
 USERS = {
     "users": [
         {"name": "alice", "token": "alice-Zq83kd92nfA0"},

@@ -14,6 +14,8 @@ from broker.client import ChannelsConnection, stream_text
 from ..broker_process import RunningBroker, start_broker
 from ..certificates import self_signed
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def tls(tmp_path_factory, broker_env) -> Iterator[tuple[RunningBroker, Path]]:
