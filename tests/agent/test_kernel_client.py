@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from broker.client import ChannelsConnection
 from llm_agent.collector import Callbacks
 from llm_agent.kernel import KernelSession
 from llm_agent.results import Result
 
 from ..broker_process import start_broker
+
+pytestmark = pytest.mark.slow
 
 RICH_CODE = """
 from IPython.display import display, HTML, Markdown, JSON, Latex, SVG, Image

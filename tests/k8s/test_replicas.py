@@ -23,7 +23,7 @@ from ..broker_process import running
 from .conftest import NAMESPACE
 from .test_broker_pods import start_pod_broker
 
-pytestmark = [pytest.mark.k8s]
+pytestmark = [pytest.mark.k8s, pytest.mark.slow]
 
 ROLE = Path(__file__).parents[2] / "deploy" / "base" / "role.yaml"
 # A short Lease so that a replica's death is noticed within a test's patience.
