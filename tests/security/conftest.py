@@ -8,8 +8,11 @@ docs/security.md can quote a command and its numbers.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterator
 
 import pytest
+
+from ..broker_process import RunningBroker, start_broker
 
 FIGURES: Counter[str] = Counter()
 
@@ -18,6 +21,17 @@ FIGURES: Counter[str] = Counter()
 def figures() -> Counter[str]:
     """The run's tally: ``figures["rest_cases"] += 1`` and so on."""
     return FIGURES
+
+
+def module_broker(
+    factory: pytest.TempPathFactory, env: dict, name: str, *args: str
+) -> Iterator[RunningBroker]:
+    """A broker for one fuzzing module, with these arguments; stopped after the module."""
+    broker = start_broker(factory.mktemp(name), *args, env=env)
+    try:
+        yield broker
+    finally:
+        broker.stop()
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

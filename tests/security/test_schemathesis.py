@@ -26,7 +26,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from ..broker_process import RunningBroker, start_broker
+from ..broker_process import RunningBroker
+from .conftest import module_broker
 
 MAX_EXAMPLES = 10
 SEED = 20261203
@@ -54,15 +55,14 @@ LIVE_KERNEL_OPERATIONS = (
 
 @pytest.fixture(scope="module")
 def fuzz_broker(tmp_path_factory, broker_env) -> Iterator[RunningBroker]:
-    b = start_broker(
-        tmp_path_factory.mktemp("schemathesis"),
+    yield from module_broker(
+        tmp_path_factory,
+        broker_env,
+        "schemathesis",
         "--max-kernels=3",
         "--ExecutionLimits.default_timeout=2",
         f"--ExecutionLimits.max_timeout={MAX_TIMEOUT}",
-        env=broker_env,
     )
-    yield b
-    b.stop()
 
 
 @pytest.fixture(scope="module")

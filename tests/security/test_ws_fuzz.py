@@ -21,7 +21,8 @@ from websockets.exceptions import ConnectionClosed
 
 from broker.client import ChannelsConnection, stream_text
 
-from ..broker_process import RunningBroker, start_broker
+from ..broker_process import RunningBroker
+from .conftest import module_broker
 from .ws_frames import MALFORMED, MAX_MESSAGE_BYTES, ODD_BUT_VALID
 
 SEED = 20261108
@@ -30,13 +31,9 @@ FRAMES_PER_KIND = 16
 
 @pytest.fixture(scope="module")
 def ws_broker(tmp_path_factory, broker_env) -> Iterator[RunningBroker]:
-    b = start_broker(
-        tmp_path_factory.mktemp("wsfuzz"),
-        f"--Broker.max_message_bytes={MAX_MESSAGE_BYTES}",
-        env=broker_env,
+    yield from module_broker(
+        tmp_path_factory, broker_env, "wsfuzz", f"--Broker.max_message_bytes={MAX_MESSAGE_BYTES}"
     )
-    yield b
-    b.stop()
 
 
 @pytest.fixture(scope="module")
