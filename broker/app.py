@@ -238,7 +238,7 @@ class Broker(Application):
         manager = OfferedKernelSpecManager(parent=self, local_kernels=self.local_kernels)
         refused = default_refusal(manager, self.default_kernel_name)
         if refused:
-            raise SystemExit(f"kernel-broker: {refused}")
+            raise StartupError(refused)
         self.specs = KernelSpecs(manager, self.default_kernel_name)
         self.execution_limits = ExecutionLimits(parent=self)
 

@@ -20,6 +20,8 @@ from jupyter_client.provisioning import KernelProvisionerFactory
 from jupyter_client.provisioning.local_provisioner import LocalProvisioner
 from traitlets import Bool
 
+from .startup import truthy
+
 
 class KernelSpecNotOffered(NoSuchKernel):
     """A kernelspec exists but this broker does not offer it; ``message`` says why and what
@@ -36,9 +38,9 @@ class KernelSpecNotOffered(NoSuchKernel):
 def local_kernels_default(environ: Mapping[str, str] = os.environ) -> bool:
     """``BROKER_LOCAL_KERNELS`` when set; otherwise on, except in a Kubernetes pod (the
     kubelet sets ``KUBERNETES_SERVICE_HOST`` in every container)."""
-    value = environ.get("BROKER_LOCAL_KERNELS", "").strip().lower()
+    value = environ.get("BROKER_LOCAL_KERNELS", "").strip()
     if value:
-        return value in ("1", "true", "yes", "on")
+        return truthy(value)
     return "KUBERNETES_SERVICE_HOST" not in environ
 
 

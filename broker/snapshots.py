@@ -30,7 +30,8 @@ from . import snapshot_kernel
 from .auth import User
 from .bridge import Bridge
 from .errors import BrokerError, not_found
-from .registry import ManagedKernel, format_time
+from .registry import ManagedKernel
+from .timestamps import format_time
 from .wire import Message, make_message
 
 _KERNEL_SOURCE = Path(snapshot_kernel.__file__).read_text()

@@ -37,11 +37,16 @@ def env_default(owner: HasTraits, name: str, variable: str) -> Any:
     if raw is None:
         return trait.default_value
     if isinstance(trait, Bool):
-        return raw.strip().lower() in ("1", "true", "yes")
+        return truthy(raw)
     try:
         return trait.validate(owner, trait.from_string(raw))
     except (ValueError, TraitError) as e:
         raise StartupError(f"{variable}={raw!r} is not valid ({e}): fix or unset it") from None
+
+
+def truthy(raw: str) -> bool:
+    """A boolean environment value: 1, true, yes or on (any case) mean yes."""
+    return raw.strip().lower() in ("1", "true", "yes", "on")
 
 
 def bind(port: int, ip: str) -> list[socket.socket]:

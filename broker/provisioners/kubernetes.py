@@ -103,12 +103,14 @@ class KubernetesProvisioner(KernelProvisionerBase):  # type: ignore[misc]
         config=True,
         help="Allowed KERNEL_WORKING_DIR roots; the first is the default working directory.",
     )
-    # Defaults are kernel_image/Dockerfile's USER 1000:1000; None leaves the value to the
-    # image or to a platform that assigns ids (OpenShift's restricted SCC).
-    run_as_user = Int(1000, allow_none=True, config=True, help="runAsUser of kernel pods.")
-    run_as_group = Int(1000, allow_none=True, config=True, help="runAsGroup of kernel pods.")
+    run_as_user = Int(
+        manifests.KERNEL_UID, allow_none=True, config=True, help="runAsUser of kernel pods."
+    )
+    run_as_group = Int(
+        manifests.KERNEL_GID, allow_none=True, config=True, help="runAsGroup of kernel pods."
+    )
     fs_group = Int(
-        1000,
+        manifests.KERNEL_GID,
         allow_none=True,
         config=True,
         help="fsGroup of kernel pods: the group that can read the connection file.",

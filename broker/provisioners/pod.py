@@ -38,6 +38,9 @@ HOME_DIR = "/home/kernel"
 TMP_DIR = "/tmp"
 # root:fsGroup r--r-----: the kernel (in fsGroup) reads it; no other user does.
 CONNECTION_FILE_MODE = 0o440
+# kernel_image/Dockerfile's USER 1000:1000, stated in every pod rather than left to the
+# image; None leaves a value to the image or to a platform that assigns ids (OpenShift).
+KERNEL_UID = KERNEL_GID = 1000
 
 _ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]{0,127}$")
 _LABEL_VALUE_BAD = re.compile(r"[^A-Za-z0-9._-]")
@@ -97,11 +100,9 @@ class PodSettings:
     volumes: dict[str, dict[str, Any]] = field(default_factory=dict)
     default_volumes: list[str] = field(default_factory=list)
     working_dirs: list[str] = field(default_factory=lambda: [HOME_DIR, "/uploaded_files"])
-    # The kernel image's USER (kernel_image/Dockerfile); None leaves it to the image or
-    # to a platform policy that assigns ids (OpenShift's restricted SCC, for one).
-    run_as_user: int | None = 1000
-    run_as_group: int | None = 1000
-    fs_group: int | None = 1000
+    run_as_user: int | None = KERNEL_UID
+    run_as_group: int | None = KERNEL_GID
+    fs_group: int | None = KERNEL_GID
     image_pull_policy: str = "IfNotPresent"
     ports: tuple[int, ...] = (52700, 52701, 52702, 52703, 52704)
     grace_seconds: int = 5

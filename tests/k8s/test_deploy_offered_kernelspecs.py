@@ -30,7 +30,7 @@ def test_in_a_pod_a_local_default_kernel_stops_the_broker_with_what_to_set(tmp_p
     result = serve(tmp_path, **IN_A_POD)
     assert result.returncode == 1 and result.stdout == ""
     [line] = result.stderr.splitlines()
-    assert line.startswith("kernel-broker: the default kernel is not offered.")
+    assert line.startswith("kernel-broker serve: the default kernel is not offered.")
     assert "--default-kernel" in line and "BROKER_LOCAL_KERNELS" in line
 
 
