@@ -28,6 +28,7 @@ from .errors import BrokerError
 from .kernel_env import kernel_environment
 from .metrics import Metrics
 from .pools import WarmKernel
+from .shutdown import KernelShutdown
 
 log = logging.getLogger("broker.launch")
 _MAX_IPC_PATH = 100  # Unix socket paths are limited to 107 bytes
@@ -59,6 +60,7 @@ class KernelLauncher:
         self.replay_messages = replay_messages
         self.independent = independent
         self.context = zmq.asyncio.Context()
+        self.shutdown = KernelShutdown(parent=parent)
         # ids being started: a survey of the cluster must not adopt them a second time
         self.spawning: set[str] = set()
 
@@ -135,10 +137,18 @@ class KernelLauncher:
         if bridge is not None:
             await bridge.close()
         try:
-            await km.shutdown_kernel(now=True)
+            await self.shutdown.stop(km, None, now=True)
         except Exception as e:  # a kernel that never started has nothing to shut down
             log.debug("cleanup after a failed start: %s", e)
         self.remove_files(km)
+
+    async def stop(self, km: AsyncKernelManager, bridge: Bridge, now: bool) -> None:
+        """Shut a kernel down promptly (see shutdown.py), killing it if asking fails."""
+        try:
+            await self.shutdown.stop(km, bridge, now)
+        except Exception as e:
+            log.warning("kernel %s: shutdown error %s; killing it", km.kernel_id, e)
+            await self.shutdown.stop(km, bridge, now=True)
 
     @staticmethod
     def remove_files(km: AsyncKernelManager) -> None:

@@ -394,13 +394,9 @@ class KernelRegistry(LoggingConfigurable):
                 return
             if kernel.executions is not None:
                 kernel.executions.close()
-            await kernel.bridge.close(1001, "kernel shut down")
             await self.replicas.ending(kernel.manager, restart=False)
-            try:
-                await kernel.manager.shutdown_kernel(now=now or kernel.dead)
-            except Exception as e:
-                self.log.warning("kernel %s: shutdown error %s; killing it", kernel.id, e)
-                await kernel.manager.shutdown_kernel(now=True)
+            await self.launcher.stop(kernel.manager, kernel.bridge, now=now or kernel.dead)
+            await kernel.bridge.close(1001, "kernel shut down")
             self.launcher.remove_files(kernel.manager)
             if self.store is not None:
                 self.store.delete(kernel.id)

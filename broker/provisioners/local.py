@@ -9,7 +9,6 @@ A jupyter_client provisioner (the broker's default): LocalProvisioner plus
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import resource
@@ -20,6 +19,8 @@ from typing import Any
 
 from jupyter_client.provisioning.local_provisioner import LocalProvisioner
 from traitlets import Int
+
+from ..processes import exited, kill_group
 
 
 def apply_limits(limits: list[tuple[int, int]]) -> None:
@@ -105,11 +106,19 @@ class BrokerLocalProvisioner(LocalProvisioner):  # type: ignore[misc]
             await self.send_signal(signal.SIGTERM)
 
     async def wait(self) -> int | None:
+        """The kernel's exit, awaited as an event (a pidfd), not jupyter_client's 0.1 s polls."""
+        if self.pid:
+            await exited(self.pid)
         if self.process is not None:
-            return await super().wait()
-        while pid_alive(self.pid):
-            await asyncio.sleep(0.1)  # not our child: no exit event to await
+            return await super().wait()  # it has exited: this reaps it without sleeping
+        pid_alive(self.pid)  # reaps it if it is ours after all (the broker is a subreaper)
         return 0
+
+    async def cleanup(self, restart: bool = False) -> None:
+        """Also end what the kernel left running in its process group (its own session:
+        jupyter_client starts every local kernel with a new one), so nothing outlives it."""
+        kill_group(self.pgid)
+        await super().cleanup(restart)
 
     @property
     def has_process(self) -> bool:
