@@ -37,7 +37,7 @@ async def broker_deletes(workdir: Path, rounds: int) -> list[float]:
     write_kernelspec(jupyter_path)
     env = server_env(jupyter_path, workdir / "runtime")
     env.update(XDG_STATE_HOME=str(workdir / "state"), XDG_DATA_HOME=str(workdir / "data"))
-    server = start_broker(env, workdir, secrets.token_hex(8), "--pool-size=0")
+    server = start_broker(env, workdir, secrets.token_hex(8), "--pool-size=0", "--no-state")
     rest = BrokerREST(server.url, server.token)
     times = []
     try:

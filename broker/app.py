@@ -29,7 +29,9 @@ from .provisioners.local import BrokerLocalProvisioner
 from .registry import KernelRegistry
 from .replicas import Replicas
 from .sessions import SessionStore
+from .shutdown import KernelShutdown
 from .snapshots import SnapshotStore
+from .state_dir import StateDir
 from .startup import StartupError, bind, config_file, env_default, ssl_context, users
 
 _ID = r"(?P<kernel_id>[^/]+)"
@@ -145,7 +147,7 @@ class Broker(Application):
         "cull-interval": "KernelRegistry.cull_interval",
         "env-allowlist": "KernelRegistry.env_allowlist",
         "log-level": "Broker.log_level",
-        "state-dir": "KernelRegistry.state_dir",
+        "state-dir": "StateDir.directory",
         "pool-size": "KernelPools.default_pool_size",
         "snapshot-dir": "SnapshotStore.directory",
     }
@@ -164,9 +166,15 @@ class Broker(Application):
             {"Broker": {"local_kernels": False}},
             "Offer only kernelspecs whose kernels run elsewhere (pods).",
         ),
+        "no-state": (
+            {"StateDir": {"directory": ""}},
+            "Keep no kernel records: local kernels end with the broker (as --state-dir='').",
+        ),
     }
     classes = [
         KernelRegistry,
+        StateDir,
+        KernelShutdown,
         ExecutionLimits,
         KernelPools,
         Replicas,
@@ -290,20 +298,27 @@ class Broker(Application):
 
     async def serve(self) -> None:
         """Listen until SIGTERM or SIGINT, then drain."""
+        ssl_ctx = ssl_context(self.certfile, self.keyfile)
+        sockets = bind(self.port, self.ip)
+        # after the port: a port in use is the likelier mistake, and its error the clearer
+        self.state = state = StateDir(self.port, parent=self)
+        state.open()
         sole = self.auth.sole_user
         self.registry = KernelRegistry(
-            self.specs, self.metrics, pool_owner=sole.name if sole else "", parent=self
+            self.specs,
+            self.metrics,
+            state.directory,
+            pool_owner=sole.name if sole else "",
+            parent=self,
         )
         self.sessions = SessionStore(self.registry)
-        self.snapshots = SnapshotStore(self.registry.state_dir, parent=self)
-        ssl_ctx = ssl_context(self.certfile, self.keyfile)
+        self.snapshots = SnapshotStore(state.snapshot_directory(), parent=self)
         server = HTTPServer(
             self.make_web_app(),
             ssl_options=ssl_ctx,
             max_body_size=self.max_body_bytes,
             xheaders=True,
         )
-        sockets = bind(self.port, self.ip)
         server.add_sockets(sockets)
         port = sockets[0].getsockname()[1]
         await self.registry.start_background()
@@ -335,6 +350,14 @@ class Broker(Application):
             await asyncio.wait_for(self.registry.drain(), self.shutdown_grace)
         except TimeoutError:
             self.log.warning("kernels did not shut down within %.0f s", self.shutdown_grace)
+        if self.registry.kernels and self.registry.store is not None:
+            self.log.info(
+                "kept %d kernels running for the next broker (records in %s); local ones "
+                "are ended %.0f s from now unless a broker adopts them",
+                len(self.registry.kernels),
+                self.state.directory,
+                self.state.orphan_timeout,
+            )
         await server.close_all_connections()
 
     def start(self) -> None:

@@ -28,6 +28,7 @@ from .launch import KernelLauncher
 from .metrics import Metrics
 from .pools import WARM_PREFIX, KernelPools, WarmKernel
 from .replicas import Replicas
+from .state_dir import kernel_work_dir
 from .store import KernelStore
 from .timestamps import format_time
 from .wire import make_message
@@ -94,7 +95,10 @@ class KernelRegistry(LoggingConfigurable):
         help="Variables copied from the broker's environment into kernels; nothing else is.",
     )
     working_dir = Unicode(
-        config=True, help="Working directory of local kernels when KERNEL_WORKING_DIR is unset."
+        config=True,
+        help="Working directory of local kernels when KERNEL_WORKING_DIR is unset; default "
+        "$XDG_DATA_HOME/kernel-broker/work (~/.local/share/kernel-broker/work), not the "
+        "broker's own.",
     )
     allow_working_dir_override = Bool(
         True, config=True, help="Honour a client's KERNEL_WORKING_DIR (it must exist)."
@@ -122,29 +126,27 @@ class KernelRegistry(LoggingConfigurable):
     replay_buffer_messages = Int(
         10_000, config=True, help="Messages each websocket session keeps for a reconnect."
     )
-    state_dir = Unicode(
-        config=True,
-        help="Directory of kernel records (env BROKER_STATE_DIR). When set, local kernels "
-        "outlive the broker, a restarted broker adopts them, and SIGTERM keeps them running.",
-    )
     adopt_timeout = Float(
         10.0, config=True, help="Seconds a recorded kernel has to answer before it is dropped."
     )
 
-    @default("state_dir")
-    def _default_state_dir(self) -> str:
-        return os.environ.get("BROKER_STATE_DIR", "")
-
     @default("working_dir")
     def _default_working_dir(self) -> str:
-        return os.getcwd()
+        return kernel_work_dir()
 
     def __init__(
-        self, specs: KernelSpecs, metrics: Metrics, pool_owner: str = "", **kwargs: Any
+        self,
+        specs: KernelSpecs,
+        metrics: Metrics,
+        state_dir: str = "",
+        pool_owner: str = "",
+        **kwargs: Any,
     ) -> None:
-        """``pool_owner``: the only user of this broker, if it has one (pool kernels are
+        """``state_dir``: where kernel records live (state_dir.py), none if empty.
+        ``pool_owner``: the only user of this broker, if it has one (pool kernels are
         then started as theirs, so handing one out needs no late environment)."""
         super().__init__(**kwargs)
+        self.state_dir = state_dir
         self.specs = specs
         self.metrics = metrics
         self.pool_owner = pool_owner

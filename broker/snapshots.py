@@ -108,8 +108,9 @@ class SnapshotStore(LoggingConfigurable):
     directory = Unicode(
         config=True,
         help="Directory of kernel state snapshots (env BROKER_SNAPSHOT_DIR); by default "
-        "<state dir>/snapshots, and snapshots are off when neither is set. A Kubernetes "
-        "volume mounted here keeps them across broker pods.",
+        "STATE_DIR/snapshots when --state-dir is given, else "
+        "$XDG_DATA_HOME/kernel-broker/snapshots (~/.local/share/...); empty: snapshots off. "
+        "A Kubernetes volume mounted here keeps them across broker pods.",
     )
     max_bytes = Int(
         64 * 1024 * 1024, config=True, help="Largest snapshot (compressed); 413 beyond."
@@ -118,14 +119,14 @@ class SnapshotStore(LoggingConfigurable):
         300.0, config=True, help="Seconds a kernel has to take or restore a snapshot (504 after)."
     )
 
-    def __init__(self, state_dir: str, **kwargs: Any) -> None:
-        self._state_dir = state_dir
+    def __init__(self, default_directory: str, **kwargs: Any) -> None:
+        """``default_directory``: where snapshots go unless configured (state_dir.py)."""
+        self._default = default_directory
         super().__init__(**kwargs)
 
     @default("directory")
     def _default_directory(self) -> str:
-        fallback = os.path.join(self._state_dir, "snapshots") if self._state_dir else ""
-        return os.environ.get("BROKER_SNAPSHOT_DIR", fallback)
+        return os.environ.get("BROKER_SNAPSHOT_DIR", self._default)
 
     # --- files -----------------------------------------------------------------
 
@@ -133,8 +134,8 @@ class SnapshotStore(LoggingConfigurable):
         if not self.directory:
             raise BrokerError(
                 409,
-                "Snapshots are off: start the broker with --state-dir or --snapshot-dir "
-                "(BROKER_STATE_DIR, BROKER_SNAPSHOT_DIR).",
+                "Snapshots are off (--snapshot-dir is empty): start the broker with "
+                "--snapshot-dir DIR (BROKER_SNAPSHOT_DIR).",
             )
         path = Path(self.directory)
         path.mkdir(parents=True, exist_ok=True, mode=0o700)

@@ -12,7 +12,8 @@ from pathlib import Path
 
 
 class EmbeddedBroker:
-    """``python -m broker serve`` on a free loopback port with a generated token.
+    """``python -m broker serve`` on a free loopback port with a generated token, keeping
+    no kernel records (its kernels end with it), its kernels working in ``cwd``.
 
     The token travels in the environment, not on the command line, where other users
     of the machine could read it.
@@ -31,7 +32,9 @@ class EmbeddedBroker:
         env.pop("BROKER_PORT", None)
         self._proc = await asyncio.create_subprocess_exec(
             sys.executable,
-            *("-m", "broker", "serve", "--ip", "127.0.0.1", "--port", "0"),
+            *("-m", "broker", "serve", "--ip", "127.0.0.1", "--port", "0", "--no-state"),
+            # kernels start beside the notebook, as with jupyter nbconvert --execute
+            f"--KernelRegistry.working_dir={self.cwd}",
             stdout=asyncio.subprocess.PIPE,
             stderr=self._log,
             cwd=str(self.cwd),
