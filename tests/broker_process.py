@@ -15,6 +15,7 @@ from typing import Any
 import requests
 
 from broker.client import ChannelsConnection
+from broker.processes import command_line
 from broker.store import KernelStore
 from broker.wire import Message
 
@@ -102,28 +103,46 @@ class RunningBroker:
         return self.proc.returncode
 
 
+def xdg_env(root: Path) -> dict[str, str]:
+    """XDG base directories under ``root``: a test broker keeps its state, its kernels'
+    working directory and its snapshots there, never in the real ~/.local."""
+    return {
+        "XDG_STATE_HOME": str(root / "xdg" / "state"),
+        "XDG_DATA_HOME": str(root / "xdg" / "data"),
+    }
+
+
 def start_broker(
     tmp: Path,
     *args: str,
     token: str | None = "test-token",
     env: dict[str, str] | None = None,
+    port: int = 0,
 ) -> RunningBroker:
-    """Run ``python -m broker serve`` on a free port and wait for its announcement."""
-    log_path = tmp / f"broker-{os.getpid()}-{len(list(tmp.glob('broker-*.log')))}.log"
-    cmd = [sys.executable, "-m", "broker", "serve", "--ip", "127.0.0.1", "--port", "0", *args]
+    """Run ``python -m broker serve`` on ``port`` (a free one by default) and wait for its
+    announcement.
+
+    Its XDG directories are under ``tmp`` (see :func:`xdg_env`) unless ``env`` says otherwise.
+    """
+    cmd = [sys.executable, "-m", "broker", "serve", "--ip", "127.0.0.1", f"--port={port}", *args]
     if token:
         cmd.append(f"--token={token}")
-    full_env = {**os.environ, **(env or {})}
+    full_env = {**os.environ, **xdg_env(tmp), **(env or {})}
     full_env.pop("BROKER_TOKEN", None)
+    return launch(tmp, cmd, full_env, token)
+
+
+def launch(tmp: Path, cmd: list[str], env: dict[str, str], token: str | None) -> RunningBroker:
+    """Run a broker's serve command in ``tmp``, its stderr logged there, until it listens."""
+    log_path = tmp / f"broker-{os.getpid()}-{len(list(tmp.glob('broker-*.log')))}.log"
     log_file = open(log_path, "wb")  # noqa: SIM115 - the process writes to it until it ends
-    proc = subprocess.Popen(
-        cmd, stdout=subprocess.PIPE, stderr=log_file, env=full_env, cwd=str(tmp)
-    )
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log_file, env=env, cwd=str(tmp))
     log_file.close()
     assert proc.stdout is not None
     line = proc.stdout.readline().decode()
     if "listening on" not in line:
         proc.kill()
+        proc.wait()
         raise RuntimeError(f"broker did not start: {line}\n{log_path.read_text()}")
     url = line.rsplit(" ", 1)[1].strip().rstrip("/")
     return RunningBroker(proc, url, token, log_path)
@@ -144,14 +163,26 @@ def start_users_broker(
     return broker
 
 
-def kill_recorded_kernels(state_dir: Path) -> None:
-    """Kill the kernels recorded in a broker's state directory.
+def lock_holder(state_dir: Path) -> dict[str, Any]:
+    """What a state directory's lock file says: the broker's pid, instance, watchdog pid."""
+    path = state_dir / "broker.lock"
+    return json.loads(path.read_text() or "{}") if path.exists() else {}
 
-    A broker with a state directory keeps its kernels (pool kernels too) when it stops:
-    that is the point of it. The test that made them ends them.
+
+def kill_recorded_kernels(state_dir: Path) -> None:
+    """Kill the kernels recorded in a broker's state directory, and its watchdog.
+
+    A broker with a state directory keeps its kernels (pool kernels too) when it stops,
+    and its watchdog waits to end them: that is the point of it. The test that made them
+    ends them.
     """
+    if not state_dir.is_dir():
+        return
+    watchdog = lock_holder(state_dir).get("watchdog")
+    if watchdog and "broker.watchdog" in command_line(watchdog):
+        os.kill(watchdog, signal.SIGKILL)
     for record in KernelStore(str(state_dir)).load_all():
         pid = record.get("provisioner_info", {}).get("pid")
         if pid:
             with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
+                os.killpg(pid, signal.SIGKILL)

@@ -17,7 +17,12 @@ import requests
 
 from broker import snapshot_kernel
 
-from .broker_process import RunningBroker, kill_recorded_kernels, start_users_broker
+from .broker_process import (
+    RunningBroker,
+    kill_recorded_kernels,
+    start_broker,
+    start_users_broker,
+)
 
 USERS = {
     "users": [
@@ -247,12 +252,29 @@ def test_restore_needs_an_existing_snapshot(snap_broker, idle_kernel, body, stat
     assert r.status_code == status and set(r.json()) == {"reason", "message"}
 
 
-def test_without_a_state_dir_snapshots_answer_a_clear_409(
+def test_snapshots_are_on_by_default_in_the_per_user_data_directory(
     broker: RunningBroker, kernel: str
 ) -> None:
-    r = broker.request("POST", f"/api/kernels/{kernel}/snapshots")
-    assert r.status_code == 409 and "--state-dir" in r.json()["message"]
-    assert broker.request("GET", "/api/snapshots").status_code == 409
+    """The shared broker has no --state-dir or --snapshot-dir; its XDG_DATA_HOME is its own."""
+    broker.execute(kernel, "kept = 7")
+    r = take(broker, kernel, token=broker.token)
+    assert r.status_code == 201, r.text
+    directory = broker.log_path.parent / "xdg" / "data" / "kernel-broker" / "snapshots"
+    try:
+        assert (directory / f"{r.json()['id']}.bin").is_file()
+    finally:
+        broker.request("DELETE", f"/api/snapshots/{r.json()['id']}")
+
+
+def test_an_empty_snapshot_dir_turns_snapshots_off_with_a_clear_409(
+    tmp_path: Path, broker_env: dict[str, str]
+) -> None:
+    off = start_broker(tmp_path, "--snapshot-dir=", "--pool-size=0", "--no-state", env=broker_env)
+    try:
+        r = off.request("GET", "/api/snapshots")
+        assert r.status_code == 409 and "--snapshot-dir" in r.json()["message"]
+    finally:
+        off.stop()
 
 
 # --- the kernel-side helpers, in process ------------------------------------
