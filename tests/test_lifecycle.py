@@ -8,6 +8,7 @@ import os
 import pytest
 
 from broker.client import ChannelsConnection
+from broker.processes import wait_exited
 
 from .broker_process import RunningBroker, sleeping, start_broker
 
@@ -129,6 +130,32 @@ def test_working_dir_is_honoured(broker: RunningBroker, tmp_path) -> None:
         assert broker.stdout(kernel, "import os; print(os.getcwd())") == f"{tmp_path}\n"
     finally:
         broker.delete_kernel(kernel)
+
+
+def test_local_kernels_work_in_the_per_user_data_directory_by_default(
+    broker: RunningBroker, kernel: str
+) -> None:
+    """Not the broker's own working directory (a checkout, say): its XDG_DATA_HOME's."""
+    work = broker.log_path.parent / "xdg" / "data" / "kernel-broker" / "work"
+    assert broker.stdout(kernel, "import os; print(os.getcwd())") == f"{work}\n"
+
+
+CHILD = "import subprocess; print(subprocess.Popen(['sleep', '600']).pid)"
+
+
+@pytest.mark.parametrize("state", ["idle", "busy"])
+async def test_delete_leaves_no_process_behind(broker: RunningBroker, state: str) -> None:
+    """The kernel and what it started in its process group are gone when DELETE answers."""
+    kernel = broker.start_kernel()
+    pid = int(broker.stdout(kernel, "import os; print(os.getpid())"))
+    child = int(broker.stdout(kernel, CHILD))
+    async with await ChannelsConnection.connect(broker.url, kernel, broker.token) as conn:
+        if state == "busy":
+            await sleeping(conn)
+        r = broker.request("DELETE", f"/api/kernels/{kernel}")
+    assert r.status_code == 204
+    assert wait_exited(pid, 0), "the kernel still runs after its DELETE answered"
+    assert wait_exited(child, 10), "the kernel's child outlived it"
 
 
 def test_launch_timeout_is_honoured(broker: RunningBroker, spec_root) -> None:
