@@ -31,8 +31,8 @@ from .replicas import Replicas
 from .sessions import SessionStore
 from .shutdown import KernelShutdown
 from .snapshots import SnapshotStore
-from .state_dir import StateDir
 from .startup import StartupError, bind, config_file, env_default, ssl_context, users
+from .state_dir import StateDir
 
 _ID = r"(?P<kernel_id>[^/]+)"
 

@@ -60,7 +60,9 @@ class KernelShutdown(LoggingConfigurable):
         if km.has_kernel and now:
             await km.provisioner.kill()
             if not await _within(km.provisioner.wait(), _KILL_WAIT):
-                self.log.warning("kernel %s: still running %.0f s after kill", km.kernel_id, _KILL_WAIT)
+                self.log.warning(
+                    "kernel %s: still running %.0f s after kill", km.kernel_id, _KILL_WAIT
+                )
         await km.cleanup_resources(restart=False)
 
     async def _ask(self, km: AsyncKernelManager, bridge: Bridge) -> bool:

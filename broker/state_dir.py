@@ -27,8 +27,9 @@ from traitlets import Float, Unicode, default, validate
 from traitlets.config import LoggingConfigurable
 
 from . import watchdog
-from .state_lock import lock_file, read_lock, write_lock
 from .startup import StartupError
+from .state_lock import lock_file, read_lock, write_lock
+
 
 def xdg_home(variable: str, fallback: str) -> Path:
     """An XDG base directory; relative values are invalid per the specification and ignored."""
@@ -88,7 +89,9 @@ class StateDir(LoggingConfigurable):
         self.explicit = False
         if not self._port:
             return ""
-        return str(xdg_home("XDG_STATE_HOME", ".local/state") / "kernel-broker" / f"port-{self._port}")
+        return str(
+            xdg_home("XDG_STATE_HOME", ".local/state") / "kernel-broker" / f"port-{self._port}"
+        )
 
     @validate("orphan_timeout")
     def _non_negative(self, proposal: Any) -> float:
@@ -130,7 +133,9 @@ class StateDir(LoggingConfigurable):
         pid, self._watchdog_pipe = watchdog.spawn(path, self.orphan_timeout, instance)
         write_lock(self._lock, {"pid": os.getpid(), "instance": instance, "watchdog": pid})
         if watchdog.retire(previous.get("watchdog"), path):
-            self.log.info("the previous broker's watchdog (pid %s) stood down", previous["watchdog"])
+            self.log.info(
+                "the previous broker's watchdog (pid %s) stood down", previous["watchdog"]
+            )
         self.log.info(
             "state directory %s: kernels outlive this broker; %.0f s after it is gone, its "
             "watchdog (pid %d) ends those no broker adopted (--StateDir.orphan_timeout)",

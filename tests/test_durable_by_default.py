@@ -117,9 +117,10 @@ def test_kernels_of_a_broker_that_does_not_return_end_after_the_orphan_timeout(
     assert wait_exited(child, 10), "the kernel's child outlived it"
     assert wait_exited(watchdog, 30), "the watchdog did not finish"
     assert not list((state / "kernels").glob("*.json"))
-    assert f"kernel {kernel}: pid {pid} and its process group ended" in (
-        state / "watchdog.log"
-    ).read_text()
+    assert (
+        f"kernel {kernel}: pid {pid} and its process group ended"
+        in (state / "watchdog.log").read_text()
+    )
 
 
 def test_a_broker_that_takes_over_stands_the_previous_watchdog_down(
