@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import secrets
 import statistics
 import subprocess
@@ -20,6 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from jupyter_client.kernelspec import KernelSpecManager
 from jupyter_client.manager import AsyncKernelManager
 
 from broker.client import BrokerREST, ChannelsConnection, stream_text
@@ -36,7 +36,6 @@ async def broker_deletes(workdir: Path, rounds: int) -> list[float]:
     jupyter_path = workdir / "jupyter"
     write_kernelspec(jupyter_path)
     env = server_env(jupyter_path, workdir / "runtime")
-    env.update(XDG_STATE_HOME=str(workdir / "state"), XDG_DATA_HOME=str(workdir / "data"))
     server = start_broker(env, workdir, secrets.token_hex(8), "--pool-size=0", "--no-state")
     rest = BrokerREST(server.url, server.token)
     times = []
@@ -62,10 +61,10 @@ async def _stdout(url: str, token: str, kernel: str, code: str) -> str:
 
 async def jupyter_client_shutdowns(workdir: Path, rounds: int) -> list[float]:
     """Milliseconds per ``shutdown_kernel()`` of an idle kernel that answered kernel_info."""
-    os.environ["JUPYTER_PATH"] = str(workdir / "jupyter")
+    specs = KernelSpecManager(kernel_dirs=[str(workdir / "jupyter" / "kernels")])
     times = []
     for _ in range(rounds):
-        km = AsyncKernelManager(kernel_name=SPEC_NAME)
+        km = AsyncKernelManager(kernel_name=SPEC_NAME, kernel_spec_manager=specs)
         await km.start_kernel(stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         client = km.client()
         client.start_channels()

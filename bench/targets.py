@@ -88,6 +88,8 @@ def _popen(name: str, cmd: list[str], env: dict[str, str], workdir: Path) -> Ser
 def start_broker(env: dict[str, str], workdir: Path, token: str, *args: str) -> Server:
     """``python -m broker serve [args]`` on a port it picks; its first line says which."""
     cmd = [sys.executable, "-m", "broker", "serve", "--ip", "127.0.0.1", "--port", "0", *args]
+    # its kernels' working directory and snapshots in the run's directory, not ~/.local
+    env = {**env, "XDG_STATE_HOME": str(workdir / "state"), "XDG_DATA_HOME": str(workdir / "data")}
     # --token=T, not --token T: a generated token may start with "-"
     server = _popen("broker", [*cmd, f"--token={token}"], env, workdir)
     server.token = token

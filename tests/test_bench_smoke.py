@@ -48,3 +48,13 @@ def test_quick_bench_measures_broker_and_direct(tmp_path: Path) -> None:
     text = markdown.read_text()
     assert "Prose that must survive." in text
     assert "| broker/v1 |" in text
+
+
+@pytest.mark.slow
+def test_shutdown_bench_prints_both_figures(capsys: pytest.CaptureFixture[str]) -> None:
+    from bench.shutdown import main as shutdown_bench
+
+    shutdown_bench(["--rounds", "1"])
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("broker DELETE /api/kernels/{id}") and "p50" in lines[0]
+    assert lines[1].startswith("jupyter_client shutdown_kernel()") and "p50" in lines[1]
