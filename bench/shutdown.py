@@ -1,10 +1,13 @@
 """``python -m bench.shutdown``: how long ``DELETE /api/kernels/{id}`` takes.
 
-In the same run, on the same kernelspec: the broker's DELETE of an idle kernel (REST,
-timed from request to response), and jupyter_client's own ``AsyncKernelManager.
-shutdown_kernel()`` of an idle kernel it started itself (what a DELETE cost when the broker
-called it). After each DELETE the kernel's process must be gone: the figure counts only
-shutdowns that leave nothing behind.
+In the same run, on the same kernelspec, round after round (so that a change in the
+machine's load hits every kind alike): the broker's DELETE of an idle kernel that has run
+one cell (REST, timed from request to response), and jupyter_client's own
+``AsyncKernelManager.shutdown_kernel()`` of an idle kernel it started itself (what a
+DELETE cost when the broker called it). ``--baseline DIR`` adds the DELETE of a broker run
+from another checkout (``PYTHONPATH=DIR``), e.g. the commit before a change. After each
+DELETE the kernel's process must be gone: the figures count only shutdowns that leave
+nothing behind.
 """
 
 from __future__ import annotations
@@ -26,54 +29,67 @@ from broker.client import BrokerREST, ChannelsConnection, stream_text
 from broker.processes import wait_exited
 
 from .kernelspec import SPEC_NAME, write_kernelspec
-from .targets import server_env, start_broker
+from .targets import Server, server_env, start_broker
 
-_PID = "import os; print(os.getpid())"
+DIRECT = "jupyter_client shutdown_kernel()"
 
 
-async def broker_deletes(workdir: Path, rounds: int) -> list[float]:
-    """Milliseconds per DELETE of an idle kernel that has run one cell."""
-    jupyter_path = workdir / "jupyter"
-    write_kernelspec(jupyter_path)
-    env = server_env(jupyter_path, workdir / "runtime")
-    server = start_broker(env, workdir, secrets.token_hex(8), "--pool-size=0", "--no-state")
+async def delete_once(server: Server) -> float:
+    """Milliseconds of one DELETE of an idle kernel that has run a cell."""
     rest = BrokerREST(server.url, server.token)
-    times = []
+    kernel = (await rest.start_kernel(SPEC_NAME))["id"]
+    async with await ChannelsConnection.connect(server.url, kernel, server.token) as conn:
+        _, outputs = await conn.execute("import os; print(os.getpid())")
+    pid = int(stream_text(outputs))
+    began = time.perf_counter()
+    await rest.shutdown_kernel(kernel)
+    elapsed = 1000 * (time.perf_counter() - began)
+    if not wait_exited(pid, 0):
+        raise RuntimeError(f"kernel process {pid} still runs after its DELETE")
+    return elapsed
+
+
+async def shutdown_once(specs: KernelSpecManager) -> float:
+    """Milliseconds of one ``shutdown_kernel()`` of an idle kernel that answered kernel_info."""
+    km = AsyncKernelManager(kernel_name=SPEC_NAME, kernel_spec_manager=specs)
+    await km.start_kernel(stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    client = km.client()
+    client.start_channels()
     try:
-        for _ in range(rounds):
-            kernel = (await rest.start_kernel(SPEC_NAME))["id"]
-            pid = int(await _stdout(server.url, server.token, kernel, _PID))
-            began = time.perf_counter()
-            await rest.shutdown_kernel(kernel)
-            times.append(1000 * (time.perf_counter() - began))
-            if not wait_exited(pid, 0):
-                raise RuntimeError(f"kernel process {pid} still runs after its DELETE")
-    finally:
-        server.stop()
-    return times
-
-
-async def _stdout(url: str, token: str, kernel: str, code: str) -> str:
-    async with await ChannelsConnection.connect(url, kernel, token) as conn:
-        _, outputs = await conn.execute(code)
-    return stream_text(outputs)
-
-
-async def jupyter_client_shutdowns(workdir: Path, rounds: int) -> list[float]:
-    """Milliseconds per ``shutdown_kernel()`` of an idle kernel that answered kernel_info."""
-    specs = KernelSpecManager(kernel_dirs=[str(workdir / "jupyter" / "kernels")])
-    times = []
-    for _ in range(rounds):
-        km = AsyncKernelManager(kernel_name=SPEC_NAME, kernel_spec_manager=specs)
-        await km.start_kernel(stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        client = km.client()
-        client.start_channels()
         await client.wait_for_ready(timeout=60)
         began = time.perf_counter()
         await km.shutdown_kernel()
-        times.append(1000 * (time.perf_counter() - began))
+        return 1000 * (time.perf_counter() - began)
+    finally:
         client.stop_channels()
-    return times
+
+
+async def measure(workdir: Path, rounds: int, baseline: str) -> dict[str, list[float]]:
+    """Milliseconds per shutdown of each kind, ``rounds`` of each, interleaved."""
+    jupyter_path = workdir / "jupyter"
+    write_kernelspec(jupyter_path)
+    env = server_env(jupyter_path, workdir / "runtime")
+    checkouts = {"broker DELETE /api/kernels/{id}": env}
+    if baseline:
+        checkouts[f"broker DELETE, {baseline}"] = {**env, "PYTHONPATH": baseline}
+    servers: dict[str, Server] = {}
+    try:
+        for n, (name, server_environment) in enumerate(checkouts.items()):
+            (workdir / str(n)).mkdir()
+            token = secrets.token_hex(8)
+            servers[name] = start_broker(
+                server_environment, workdir / str(n), token, "--pool-size=0"
+            )
+        specs = KernelSpecManager(kernel_dirs=[str(jupyter_path / "kernels")])
+        times: dict[str, list[float]] = {name: [] for name in [*servers, DIRECT]}
+        for _ in range(rounds):
+            for name, server in servers.items():
+                times[name].append(await delete_once(server))
+            times[DIRECT].append(await shutdown_once(specs))
+        return times
+    finally:
+        for server in servers.values():
+            server.stop()
 
 
 def summary(name: str, times: list[float]) -> str:
@@ -86,12 +102,14 @@ def summary(name: str, times: list[float]) -> str:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=10, help="shutdowns of each kind")
+    parser.add_argument(
+        "--baseline", default="", help="a checkout whose broker's DELETE is timed too"
+    )
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
-        broker = asyncio.run(broker_deletes(Path(tmp), args.rounds))
-        direct = asyncio.run(jupyter_client_shutdowns(Path(tmp), args.rounds))
-    print(summary("broker DELETE /api/kernels/{id}", broker))
-    print(summary("jupyter_client shutdown_kernel()", direct))
+        times = asyncio.run(measure(Path(tmp), args.rounds, args.baseline))
+    for name, values in times.items():
+        print(summary(name, values))
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ process group of a local kernel, the pod of a pod kernel.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable
 
 from jupyter_client.manager import AsyncKernelManager
@@ -54,16 +55,24 @@ class KernelShutdown(LoggingConfigurable):
         Returns once the kernel's process has exited (or its pod is gone).
         """
         km.shutting_down = True  # jupyter_client's own flag: no restart of this kernel
+        began = time.perf_counter()
+        replied = exited = False
         if km.has_kernel and not now and bridge is not None and bridge.is_ready:
             replied = await self._ask(km, bridge)
-            now = not (replied and await _within(km.provisioner.wait(), self.exit_timeout))
-        if km.has_kernel and now:
+            exited = replied and await _within(km.provisioner.wait(), self.exit_timeout)
+        if km.has_kernel and not exited:
             await km.provisioner.kill()
             if not await _within(km.provisioner.wait(), _KILL_WAIT):
                 self.log.warning(
                     "kernel %s: still running %.0f s after kill", km.kernel_id, _KILL_WAIT
                 )
         await km.cleanup_resources(restart=False)
+        self.log.debug(
+            "kernel %s stopped in %.1f ms (%s)",
+            km.kernel_id,
+            1000 * (time.perf_counter() - began),
+            "exited" if exited else "replied, then killed" if replied else "killed",
+        )
 
     async def _ask(self, km: AsyncKernelManager, bridge: Bridge) -> bool:
         """Send shutdown_request on the control channel; whether the reply came in time."""
