@@ -32,7 +32,7 @@ from .sessions import SessionStore
 from .shutdown import KernelShutdown
 from .snapshots import SnapshotStore
 from .startup import StartupError, bind, config_file, env_default, ssl_context, users
-from .state_dir import StateDir
+from .state_dir import StateDir, make_work_dir
 
 _ID = r"(?P<kernel_id>[^/]+)"
 
@@ -311,6 +311,8 @@ class Broker(Application):
             pool_owner=sole.name if sole else "",
             parent=self,
         )
+        if self.local_kernels:
+            make_work_dir(self.registry.working_dir)
         self.sessions = SessionStore(self.registry)
         self.snapshots = SnapshotStore(state.snapshot_directory(), parent=self)
         server = HTTPServer(

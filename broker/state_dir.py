@@ -43,10 +43,19 @@ def data_dir() -> Path:
 
 
 def kernel_work_dir() -> str:
-    """The default working directory of local kernels, created (mode 0700) if missing."""
-    path = data_dir() / "work"
-    path.mkdir(parents=True, exist_ok=True, mode=0o700)
-    return str(path)
+    """The default working directory of local kernels: ``$XDG_DATA_HOME/kernel-broker/work``."""
+    return str(data_dir() / "work")
+
+
+def make_work_dir(path: str) -> None:
+    """Create the local kernels' working directory (mode 0700) if missing, at startup."""
+    try:
+        os.makedirs(path, mode=0o700, exist_ok=True)
+    except OSError as e:
+        raise StartupError(
+            f"cannot create the local kernels' working directory {path}: {e.strerror or e}; "
+            "choose another with --KernelRegistry.working_dir DIR"
+        ) from None
 
 
 def _holder(doc: dict[str, Any]) -> str:

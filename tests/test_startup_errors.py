@@ -150,3 +150,16 @@ def test_the_environment_overrides_the_declared_default(tmp_path: Path) -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_an_unusable_state_directory_names_the_flags(tmp_path: Path) -> None:
+    (tmp_path / "a-file").write_text("")
+    line = one_line_error(serve(tmp_path, "--port=0", f"--state-dir={tmp_path / 'a-file' / 's'}"))
+    assert "cannot use the state directory" in line
+    assert "--state-dir" in line and "--no-state" in line
+
+
+def test_an_unusable_kernel_working_directory_names_the_setting(tmp_path: Path) -> None:
+    (tmp_path / "a-file").write_text("")
+    line = one_line_error(serve(tmp_path, "--port=0", XDG_DATA_HOME=str(tmp_path / "a-file")))
+    assert "working directory" in line and "--KernelRegistry.working_dir" in line
