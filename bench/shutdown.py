@@ -7,7 +7,8 @@ one cell (REST, timed from request to response), and jupyter_client's own
 DELETE cost when the broker called it). ``--baseline DIR`` adds the DELETE of a broker run
 from another checkout (``PYTHONPATH=DIR``), e.g. the commit before a change. After each
 DELETE the kernel's process must be gone: the figures count only shutdowns that leave
-nothing behind.
+nothing behind. Last, what the kernel itself takes: from shutdown_request to its
+shutdown_reply and to the exit of its process (awaited on a pidfd).
 """
 
 from __future__ import annotations
@@ -26,12 +27,14 @@ from jupyter_client.kernelspec import KernelSpecManager
 from jupyter_client.manager import AsyncKernelManager
 
 from broker.client import BrokerREST, ChannelsConnection, stream_text
-from broker.processes import wait_exited
+from broker.processes import exited, wait_exited
 
 from .kernelspec import SPEC_NAME, write_kernelspec
 from .targets import Server, server_env, start_broker
 
 DIRECT = "jupyter_client shutdown_kernel()"
+REPLY = "ipykernel: request to shutdown_reply"
+EXIT = "ipykernel: request to process exit"
 
 
 async def delete_once(server: Server) -> float:
@@ -64,6 +67,27 @@ async def shutdown_once(specs: KernelSpecManager) -> float:
         client.stop_channels()
 
 
+async def reply_and_exit_once(specs: KernelSpecManager) -> tuple[float, float]:
+    """Milliseconds from shutdown_request to an idle kernel's shutdown_reply, and to the
+    exit of its process: the floor under any shutdown that lets the kernel finish."""
+    km = AsyncKernelManager(kernel_name=SPEC_NAME, kernel_spec_manager=specs)
+    await km.start_kernel(stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    client = km.client()
+    client.start_channels()
+    try:
+        await client.wait_for_ready(timeout=60)
+        pid = km.provisioner.pid
+        began = time.perf_counter()
+        client.control_channel.send(client.session.msg("shutdown_request", {"restart": False}))
+        await client.control_channel.get_msg(timeout=30)
+        replied = 1000 * (time.perf_counter() - began)
+        await exited(pid)
+        return replied, 1000 * (time.perf_counter() - began)
+    finally:
+        client.stop_channels()
+        await km.shutdown_kernel(now=True)
+
+
 async def measure(workdir: Path, rounds: int, baseline: str) -> dict[str, list[float]]:
     """Milliseconds per shutdown of each kind, ``rounds`` of each, interleaved."""
     jupyter_path = workdir / "jupyter"
@@ -81,11 +105,14 @@ async def measure(workdir: Path, rounds: int, baseline: str) -> dict[str, list[f
                 server_environment, workdir / str(n), token, "--pool-size=0"
             )
         specs = KernelSpecManager(kernel_dirs=[str(jupyter_path / "kernels")])
-        times: dict[str, list[float]] = {name: [] for name in [*servers, DIRECT]}
+        times: dict[str, list[float]] = {name: [] for name in [*servers, DIRECT, REPLY, EXIT]}
         for _ in range(rounds):
             for name, server in servers.items():
                 times[name].append(await delete_once(server))
             times[DIRECT].append(await shutdown_once(specs))
+            replied, gone = await reply_and_exit_once(specs)
+            times[REPLY].append(replied)
+            times[EXIT].append(gone)
         return times
     finally:
         for server in servers.values():
