@@ -1,0 +1,303 @@
+"""Enterprise Gateway's Kubernetes kernelspecs, as EG ships them, run as pod kernels.
+
+The kernelspecs in ``eg_kernelspecs/`` are EG's files unchanged. A "foreign image" is an
+image of the fake registry holding only a Python interpreter with ipykernel: the pod's
+command (``python -m ipykernel_launcher -f <mounted file>``) uses nothing of this project.
+Such a kernel binds 0.0.0.0 on the fixed kernel ports, so these pods run in network
+namespaces of their own (root only) as on a real node.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+from jupyter_client.manager import AsyncKernelManager
+from traitlets.config import Config
+
+from broker.client import BrokerAPIError, BrokerREST, ChannelsConnection, stream_text
+from broker.offered_kernelspecs import KernelSpecNotOffered, OfferedKernelSpecManager
+from broker.provisioners.cluster import close_clusters
+from broker.provisioners.kubernetes import KernelLaunchError
+from broker.provisioners.pod import CONNECTION_FILE, make_pod
+from broker.provisioners.podrequest import make_request
+from broker.provisioners.podsettings import KernelRequestError, PodSettings
+
+from ..broker_process import start_broker
+from .controlplane import NAMESPACE, ControlPlane
+from .kubelet import Image
+from .test_pod_kernels import assert_nothing_left, execute
+
+pytestmark = pytest.mark.k8s
+
+EG_SPECS = Path(__file__).parent / "eg_kernelspecs"
+EG_IMAGE = "elyra/kernel-py:VERSION"  # python_kubernetes's config.image_name, verbatim
+IPYKERNEL_COMMAND = ["python", "-m", "ipykernel_launcher", "-f", CONNECTION_FILE]
+
+
+def eg_specs(**traits) -> OfferedKernelSpecManager:
+    return OfferedKernelSpecManager(kernel_dirs=[str(EG_SPECS)], **traits)
+
+
+def foreign_image() -> Image:
+    """An image with Python and ipykernel and nothing of this project; EG's user 1000:100."""
+    return Image(
+        files={"python": sys.executable},
+        runtime=[os.path.realpath(sys.base_prefix), os.path.realpath(sys.prefix)],
+        group=100,
+    )
+
+
+# -- loading: EG's file becomes a pod kernelspec ---------------------------------------
+
+
+def test_eg_python_kubernetes_spec_loads_as_a_pod_kernelspec():
+    spec = eg_specs().get_kernel_spec("python_kubernetes")
+    stanza = spec.metadata["kernel_provisioner"]
+    assert stanza["provisioner_name"] == "kubernetes-provisioner"
+    assert stanza["config"] == {"image": EG_IMAGE, "command": IPYKERNEL_COMMAND, "curve": True}
+    assert spec.interrupt_mode == "message" and spec.argv == IPYKERNEL_COMMAND
+    assert spec.metadata["process_proxy"]["config"]["image_name"] == EG_IMAGE  # kept
+
+
+def test_eg_spec_file_is_not_changed_by_loading():
+    before = (EG_SPECS / "python_kubernetes" / "kernel.json").read_bytes()
+    eg_specs().get_kernel_spec("python_kubernetes")
+    assert (EG_SPECS / "python_kubernetes" / "kernel.json").read_bytes() == before
+
+
+def test_eg_r_kubernetes_spec_starts_irkernel_on_the_mounted_file():
+    config = eg_specs().get_kernel_spec("R_kubernetes").metadata["kernel_provisioner"]["config"]
+    assert config["image"] == "elyra/kernel-r:VERSION"
+    assert config["command"] == [
+        "R",
+        "--slave",
+        "-e",
+        "IRkernel::main()",
+        "--args",
+        CONNECTION_FILE,
+    ]
+
+
+@pytest.mark.parametrize(
+    "name, why",
+    [("spark_python_kubernetes", "Spark"), ("scala_kubernetes", "only Python and R")],
+)
+def test_eg_specs_that_need_eg_launchers_are_refused_and_not_listed(name, why):
+    manager = eg_specs()
+    assert name not in manager.find_kernel_specs()
+    with pytest.raises(KernelSpecNotOffered, match=why):
+        manager.get_kernel_spec(name)
+
+
+def test_plaintext_is_allowed_only_for_the_specs_the_operator_names():
+    manager = eg_specs(plaintext_kernelspecs=["R_kubernetes"])
+    r_spec = manager.get_kernel_spec("R_kubernetes")
+    py_spec = manager.get_kernel_spec("python_kubernetes")
+    assert r_spec.metadata["kernel_provisioner"]["config"]["curve"] is False
+    assert py_spec.metadata["kernel_provisioner"]["config"]["curve"] is True
+
+
+# -- the KERNEL_* variables EG documents for pods -----------------------------------------
+
+SETTINGS = PodSettings(
+    image=EG_IMAGE,
+    namespace=NAMESPACE,
+    broker="b",
+    kernelspec="python_kubernetes",
+    images=["jupyter/scipy-notebook:2024-10-07"],
+    uids=[1001],
+)
+KERNEL_ID = "0b7c5d0e-1111-4222-8333-944455556666"
+
+
+def pod_for(**env: str) -> dict:
+    request = make_request(KERNEL_ID, env, [], SETTINGS)
+    return make_pod("kernel-x", "kernel-x-connection", request, SETTINGS)
+
+
+def test_cpu_and_memory_limits_are_set_apart_from_requests():
+    pod = pod_for(KERNEL_CPUS="500m", KERNEL_CPUS_LIMIT="2", KERNEL_MEMORY_LIMIT="1Gi")
+    resources = pod["spec"]["containers"][0]["resources"]
+    assert resources == {"requests": {"cpu": "500m"}, "limits": {"cpu": "2", "memory": "1Gi"}}
+
+
+@pytest.mark.parametrize(
+    "env, message",
+    [
+        ({"KERNEL_CPUS": "2", "KERNEL_CPUS_LIMIT": "1"}, "below the request"),
+        ({"KERNEL_MEMORY_LIMIT": "64Gi"}, "above this broker's limit"),
+        ({"KERNEL_GPUS_LIMIT": "1"}, "up to 0"),
+        ({"KERNEL_NAMESPACE": "kube-system"}, "run in namespace 'kernels'"),
+        ({"KERNEL_IMAGE": "evil/miner:1"}, "KERNEL_IMAGE='evil/miner:1' is not allowed"),
+        ({"KERNEL_UID": "0"}, "as root"),
+        ({"KERNEL_GID": "0"}, "as root"),
+        ({"KERNEL_UID": "4242"}, "allowed: 1000, 1001"),
+        ({"KERNEL_UID": "-1"}, "whole number"),
+    ],
+)
+def test_kernel_variables_cannot_widen_the_operators_settings(env, message):
+    with pytest.raises(KernelRequestError, match=message):
+        make_request(KERNEL_ID, env, [], SETTINGS)
+
+
+def test_namespace_image_and_uid_the_operator_allows_are_honoured():
+    pod = pod_for(
+        KERNEL_NAMESPACE=NAMESPACE,
+        KERNEL_IMAGE="jupyter/scipy-notebook:2024-10-07",
+        KERNEL_UID="1001",
+    )
+    assert pod["metadata"]["namespace"] == NAMESPACE
+    assert pod["spec"]["containers"][0]["image"] == "jupyter/scipy-notebook:2024-10-07"
+    assert pod["spec"]["securityContext"]["runAsUser"] == 1001
+
+
+def test_service_account_and_pod_name_are_ignored_and_say_why():
+    env = {"KERNEL_SERVICE_ACCOUNT_NAME": "admin", "KERNEL_POD_NAME": "mine"}
+    request = make_request(KERNEL_ID, env, [], SETTINGS)
+    assert set(request.ignored) == set(env)
+    pod = make_pod("kernel-x", "kernel-x-connection", request, SETTINGS)
+    assert "serviceAccountName" not in pod["spec"] and pod["metadata"]["name"] == "kernel-x"
+    assert pod["spec"]["automountServiceAccountToken"] is False
+
+
+def test_working_dir_outside_the_allowed_roots_is_ignored():
+    request = make_request(KERNEL_ID, {"KERNEL_WORKING_DIR": "/Users/ann/notebooks"}, [], SETTINGS)
+    assert request.working_dir == "/home/kernel"
+    assert "/Users/ann/notebooks" in request.ignored["KERNEL_WORKING_DIR"]
+
+
+# -- on the test control plane --------------------------------------------------------
+
+
+@pytest.fixture
+async def netns_plane(tmp_path):
+    if os.geteuid() != 0:
+        pytest.skip("pods of their own network namespace need root")
+    plane = ControlPlane(tmp_path / "cluster", network="netns")
+    plane.images[EG_IMAGE] = foreign_image()
+    await plane.start()
+    yield plane
+    await close_clusters()
+    await plane.stop()
+
+
+def eg_kernel(plane: ControlPlane, name: str, tmp_path: Path, **ksm) -> AsyncKernelManager:
+    """A kernel manager for EG's kernelspec ``name``, configured as an operator would:
+    cluster and namespace in traitlets config, the kernelspec file untouched."""
+    config = Config()
+    config.KubernetesProvisioner.kubeconfig = str(plane.kubeconfig)
+    config.KubernetesProvisioner.namespace = NAMESPACE
+    config.KubernetesProvisioner.launch_timeout = 30.0
+    config.KubernetesProvisioner.grace_seconds = 2
+    return AsyncKernelManager(
+        config=config,
+        kernel_name=name,
+        kernel_spec_manager=eg_specs(**ksm),
+        connection_file=str(tmp_path / f"kernel-{uuid.uuid4()}.json"),
+    )
+
+
+async def ready(km: AsyncKernelManager):
+    await km.start_kernel(env={"KERNEL_USERNAME": "alice"})
+    client = km.client()
+    client.start_channels()
+    await client.wait_for_ready(timeout=30)
+    return client
+
+
+@pytest.mark.slow
+@pytest.mark.asyncio
+async def test_eg_kernelspec_runs_in_a_foreign_image_over_curve(netns_plane, tmp_path):
+    km = eg_kernel(netns_plane, "python_kubernetes", tmp_path)
+    client = await ready(km)
+    try:
+        pod = netns_plane.objects("pods", NAMESPACE)[0]
+        assert pod["spec"]["containers"][0]["image"] == EG_IMAGE
+        assert pod["spec"]["containers"][0]["command"] == IPYKERNEL_COMMAND
+        assert km.get_connection_info()["curve_publickey"]
+        reply, out = await execute(client, "import os; print(os.environ['POD_IP'], 6 * 7)")
+        assert "".join(out).split() == [km.ip, "42"]
+    finally:
+        client.stop_channels()
+        await km.shutdown_kernel()
+    assert_nothing_left(netns_plane)
+
+
+# A kernel that does not know CurveZMQ (ipykernel < 7, as in EG's kernel-py): it reads the
+# connection file without the curve keys and binds plain ZMQ sockets.
+NO_CURVE = (
+    "import json, subprocess, sys;"
+    f"info = json.load(open({CONNECTION_FILE!r}));"
+    "[info.pop(k, None) for k in ('curve_publickey', 'curve_secretkey')];"
+    "json.dump(info, open('/tmp/plain.json', 'w'));"
+    "sys.exit(subprocess.call([sys.executable, '-m', 'ipykernel_launcher', '-f', '/tmp/plain.json']))"
+)
+
+
+@pytest.mark.slow
+@pytest.mark.asyncio
+async def test_kernel_without_curve_fails_at_once_saying_what_to_do(
+    netns_plane, pod_kernel_factory
+):
+    km = pod_kernel_factory(netns_plane, image=EG_IMAGE, command=["python", "-c", NO_CURVE])
+    with pytest.raises(KernelLaunchError) as failure:
+        await asyncio.wait_for(km.start_kernel(env={"KERNEL_USERNAME": "alice"}), 25)
+    message = str(failure.value)
+    assert "does not speak CurveZMQ" in message and "plaintext_kernelspecs" in message
+    assert_nothing_left(netns_plane)
+
+
+@pytest.mark.slow
+@pytest.mark.asyncio
+async def test_eg_kernelspec_allowed_plaintext_runs_without_curve_keys(netns_plane, tmp_path):
+    km = eg_kernel(
+        netns_plane, "python_kubernetes", tmp_path, plaintext_kernelspecs=["python_kubernetes"]
+    )
+    client = await ready(km)
+    try:
+        assert "curve_publickey" not in km.get_connection_info()
+        secret = netns_plane.objects("secrets", NAMESPACE)[0]
+        assert "curve" not in json.dumps(secret["data"])
+        reply, out = await execute(client, "print('plain')")
+        assert out == ["plain\n"]
+    finally:
+        client.stop_channels()
+        await km.shutdown_kernel()
+    assert_nothing_left(netns_plane)
+
+
+@pytest.mark.slow
+@pytest.mark.asyncio
+async def test_broker_offers_an_eg_kernelspec_directory_unchanged(netns_plane, tmp_path):
+    root = tmp_path / "jupyter"
+    (root / "kernels").symlink_to(EG_SPECS, target_is_directory=True)
+    broker = await asyncio.to_thread(
+        start_broker,
+        tmp_path,
+        "--pool-size=0",
+        f"--KubernetesProvisioner.kubeconfig={netns_plane.kubeconfig}",
+        f"--KubernetesProvisioner.namespace={NAMESPACE}",
+        env={"JUPYTER_PATH": str(root)},
+    )
+    try:
+        rest = BrokerREST(broker.url, broker.token)
+        specs = (await rest.kernelspecs())["kernelspecs"]
+        assert {"python_kubernetes", "R_kubernetes"} <= set(specs)
+        assert "spark_python_kubernetes" not in specs
+        with pytest.raises(BrokerAPIError) as refused:
+            await rest.start_kernel("python_kubernetes", {"KERNEL_UID": "0"})
+        assert refused.value.status == 400 and "as root" in str(refused.value)
+        model = await rest.start_kernel("python_kubernetes", {"KERNEL_CPUS": "500m"})
+        async with await ChannelsConnection.connect(broker.url, model["id"], broker.token) as c:
+            _, outputs = await c.execute("print('from EG spec')")
+            assert stream_text(outputs) == "from EG spec\n"
+        await rest.shutdown_kernel(model["id"])
+    finally:
+        assert await asyncio.to_thread(broker.stop) == 0
+    assert_nothing_left(netns_plane)
