@@ -5,7 +5,7 @@ An EG kernelspec names its launcher in ``metadata.process_proxy``: ``class_name`
 EG's ``launch_kubernetes.py``, which templates a pod from inside the gateway's image. None
 of that machinery exists here. :func:`translate` turns such a spec, as it is loaded, into
 one for the ``kubernetes-provisioner``: the same image, started with the kernel's own
-launcher (``python -m ipykernel_launcher -f <connection file>``), which needs nothing of
+launcher (ipykernel's, on a copy of the mounted connection file), which needs nothing of
 this project inside the image. The file on disk is not changed, and ``process_proxy``
 stays in the metadata (its ``authorized_users`` still apply).
 """
@@ -17,11 +17,21 @@ from jupyter_client.kernelspec import KernelSpec
 from .provisioners.pod import CONNECTION_FILE
 
 PROVISIONER = "kubernetes-provisioner"
-# What each kernel needs to run on a mounted, read-only connection file whose ``ip`` is
-# 0.0.0.0 (every address of the pod). Passing --ip instead would make ipykernel rewrite
-# the file, which fails on a read-only mount.
+# ipykernel started on a private copy of the mounted connection file (found through
+# $KERNEL_CONNECTION_FILE), whose ``ip`` is 0.0.0.0: every address of the pod. ipykernel
+# rewrites its file when it holds Curve keys (it compares them as bytes with the file's
+# text), which fails on the read-only mount; passing --ip would rewrite it too.
+IPYKERNEL_ON_COPY = (
+    "import os; from ipykernel.kernelapp import launch_new_instance as run; "
+    "copy = os.path.join(os.environ.get('HOME') or '/tmp', '.kernel-connection.json'); "
+    "fd = os.open(copy, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600); "
+    "os.write(fd, open(os.environ['KERNEL_CONNECTION_FILE'], 'rb').read()); os.close(fd); "
+    "run(argv=['-f', copy])"
+)
+# What each language's kernel needs to run in any image that has it, and nothing else.
 LANGUAGE_COMMANDS = {
-    "python": ["python", "-m", "ipykernel_launcher", "-f", CONNECTION_FILE],
+    "python": ["python", "-c", IPYKERNEL_ON_COPY],
+    # IRkernel never writes its connection file, and knows no CurveZMQ.
     "r": ["R", "--slave", "-e", "IRkernel::main()", "--args", CONNECTION_FILE],
 }
 

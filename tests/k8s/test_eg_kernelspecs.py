@@ -2,7 +2,8 @@
 
 The kernelspecs in ``eg_kernelspecs/`` are EG's files unchanged. A "foreign image" is an
 image of the fake registry holding only a Python interpreter with ipykernel: the pod's
-command (``python -m ipykernel_launcher -f <mounted file>``) uses nothing of this project.
+command (``python -c <start ipykernel on a copy of the mounted file>``) uses nothing of
+this project.
 Such a kernel binds 0.0.0.0 on the fixed kernel ports, so these pods run in network
 namespaces of their own (root only) as on a real node.
 """
@@ -21,6 +22,7 @@ from jupyter_client.manager import AsyncKernelManager
 from traitlets.config import Config
 
 from broker.client import BrokerAPIError, BrokerREST, ChannelsConnection, stream_text
+from broker.eg_kernelspecs import LANGUAGE_COMMANDS
 from broker.offered_kernelspecs import KernelSpecNotOffered, OfferedKernelSpecManager
 from broker.provisioners.cluster import close_clusters
 from broker.provisioners.kubernetes import KernelLaunchError
@@ -37,7 +39,7 @@ pytestmark = pytest.mark.k8s
 
 EG_SPECS = Path(__file__).parent / "eg_kernelspecs"
 EG_IMAGE = "elyra/kernel-py:VERSION"  # python_kubernetes's config.image_name, verbatim
-IPYKERNEL_COMMAND = ["python", "-m", "ipykernel_launcher", "-f", CONNECTION_FILE]
+IPYKERNEL_COMMAND = LANGUAGE_COMMANDS["python"]
 
 
 def eg_specs(**traits) -> OfferedKernelSpecManager:
@@ -47,7 +49,7 @@ def eg_specs(**traits) -> OfferedKernelSpecManager:
 def foreign_image() -> Image:
     """An image with Python and ipykernel and nothing of this project; EG's user 1000:100."""
     return Image(
-        files={"python": sys.executable},
+        files={"python": sys.executable},  # and no file of this repository
         runtime=[os.path.realpath(sys.base_prefix), os.path.realpath(sys.prefix)],
         group=100,
     )
@@ -232,11 +234,12 @@ async def test_eg_kernelspec_runs_in_a_foreign_image_over_curve(netns_plane, tmp
 # A kernel that does not know CurveZMQ (ipykernel < 7, as in EG's kernel-py): it reads the
 # connection file without the curve keys and binds plain ZMQ sockets.
 NO_CURVE = (
-    "import json, subprocess, sys;"
-    f"info = json.load(open({CONNECTION_FILE!r}));"
+    "import json, os, sys;"
+    "info = json.load(open(os.environ['KERNEL_CONNECTION_FILE']));"
     "[info.pop(k, None) for k in ('curve_publickey', 'curve_secretkey')];"
-    "json.dump(info, open('/tmp/plain.json', 'w'));"
-    "sys.exit(subprocess.call([sys.executable, '-m', 'ipykernel_launcher', '-f', '/tmp/plain.json']))"
+    "plain = os.path.join(os.environ['HOME'], 'plain.json');"
+    "json.dump(info, open(plain, 'w'));"
+    "os.execv(sys.executable, [sys.executable, '-m', 'ipykernel_launcher', '-f', plain])"
 )
 
 
