@@ -80,7 +80,8 @@ class OfferedKernelSpecManager(KernelSpecManager):
         spec = super().get_kernel_spec(name)
         if is_eg_kubernetes(spec):
             try:
-                spec = translate(name, spec, plaintext=name in self.plaintext_kernelspecs)
+                plaintext = name.lower() in {n.lower() for n in self.plaintext_kernelspecs}
+                spec = translate(name, spec, plaintext=plaintext)
             except UntranslatableKernelSpec as refused:
                 return spec, str(refused)
         return spec, self._refusal(name, spec)

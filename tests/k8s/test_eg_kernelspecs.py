@@ -279,6 +279,7 @@ async def test_eg_kernelspec_allowed_plaintext_runs_without_curve_keys(netns_pla
 @pytest.mark.asyncio
 async def test_broker_offers_an_eg_kernelspec_directory_unchanged(netns_plane, tmp_path):
     root = tmp_path / "jupyter"
+    root.mkdir()
     (root / "kernels").symlink_to(EG_SPECS, target_is_directory=True)
     broker = await asyncio.to_thread(
         start_broker,
@@ -291,7 +292,7 @@ async def test_broker_offers_an_eg_kernelspec_directory_unchanged(netns_plane, t
     try:
         rest = BrokerREST(broker.url, broker.token)
         specs = (await rest.kernelspecs())["kernelspecs"]
-        assert {"python_kubernetes", "R_kubernetes"} <= set(specs)
+        assert {"python_kubernetes", "r_kubernetes"} <= set(specs)  # jupyter lowercases names
         assert "spark_python_kubernetes" not in specs
         with pytest.raises(BrokerAPIError) as refused:
             await rest.start_kernel("python_kubernetes", {"KERNEL_UID": "0"})
