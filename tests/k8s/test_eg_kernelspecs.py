@@ -31,8 +31,11 @@ from broker.provisioners.podrequest import make_request
 from broker.provisioners.podsettings import KernelRequestError, PodSettings
 
 from ..broker_process import start_broker
+from ..clients.jupyter_process import start_jupyter
+from ..clients.test_jupyter_server import server_call
 from .controlplane import NAMESPACE, ControlPlane
 from .kubelet import Image
+from .test_broker_pods import start_pod_broker
 from .test_pod_kernels import assert_nothing_left, execute
 
 pytestmark = pytest.mark.k8s
@@ -305,3 +308,37 @@ async def test_broker_offers_an_eg_kernelspec_directory_unchanged(netns_plane, t
     finally:
         assert await asyncio.to_thread(broker.stop) == 0
     assert_nothing_left(netns_plane)
+
+
+@pytest.mark.slow
+@pytest.mark.asyncio
+async def test_jupyter_server_notebook_session_starts_a_pod_kernel(control_plane, tmp_path):
+    """Jupyter Server's gateway client sends its notebook directory as KERNEL_WORKING_DIR,
+    a path of its own machine; the pod starts in its default directory instead of a 400."""
+    broker = await start_pod_broker(control_plane, tmp_path)
+    notebooks = tmp_path / "notebooks"
+    (notebooks / "project").mkdir(parents=True)
+    server = await asyncio.to_thread(start_jupyter, "server", broker, notebooks)
+    try:
+        body = {
+            "path": "project/t.ipynb",
+            "type": "notebook",
+            "name": "t",
+            "kernel": {"name": "pod"},
+        }
+        session = await asyncio.to_thread(server_call, server, "POST", "/api/sessions", body)
+        pod = control_plane.objects("pods", NAMESPACE)[0]
+        container = pod["spec"]["containers"][0]
+        sent = {e["name"]: e.get("value") for e in container["env"]}
+        assert sent["KERNEL_WORKING_DIR"] == str(notebooks / "project")
+        assert container["workingDir"] == "/home/kernel"
+        kernel_id = session["kernel"]["id"]
+        async with await ChannelsConnection.connect(server.url, kernel_id, server.token) as c:
+            _, outputs = await c.execute("print('via jupyter server')")
+            assert stream_text(outputs) == "via jupyter server\n"
+        await asyncio.to_thread(server_call, server, "DELETE", f"/api/sessions/{session['id']}")
+    finally:
+        await asyncio.to_thread(server.stop)
+        assert await asyncio.to_thread(broker.stop) == 0
+    assert "ignoring KERNEL_WORKING_DIR" in broker.log_path.read_text()
+    assert_nothing_left(control_plane)
