@@ -65,6 +65,9 @@ def _container_env(req: KernelRequest) -> list[dict[str, Any]]:
         {"name": "KERNEL_CONNECTION_FILE", "value": CONNECTION_FILE},
         {"name": "HOME", "value": HOME_DIR},
         {"name": "MPLCONFIGDIR", "value": f"{TMP_DIR}/matplotlib"},
+        # The writable emptyDir, named: kernels that need a temporary file at start (R's
+        # "-e" does) find it whatever their image's defaults.
+        {"name": "TMPDIR", "value": TMP_DIR},
     ]
     reserved = {e["name"] for e in fixed}
     client = [{"name": k, "value": v} for k, v in sorted(req.env.items()) if k not in reserved]

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import sys
 import uuid
 from pathlib import Path
@@ -342,3 +343,37 @@ async def test_jupyter_server_notebook_session_starts_a_pod_kernel(control_plane
         assert await asyncio.to_thread(broker.stop) == 0
     assert "ignoring KERNEL_WORKING_DIR" in broker.log_path.read_text()
     assert_nothing_left(control_plane)
+
+
+def r_image() -> Image:
+    """An image with R and IRkernel (this machine's, when it has them)."""
+    if not shutil.which("R") or not Path("/usr/lib/R/site-library/IRkernel").is_dir():
+        pytest.skip("R with IRkernel is not installed here")
+    return Image(files={"R": "/usr/bin/R"}, runtime=["/usr/lib/R", "/usr/share/R", "/etc/R"])
+
+
+@pytest.mark.slow
+@pytest.mark.asyncio
+async def test_eg_r_kubernetes_spec_runs_irkernel_in_plain_text(netns_plane, tmp_path):
+    netns_plane.images["elyra/kernel-r:VERSION"] = r_image()
+    km = eg_kernel(netns_plane, "R_kubernetes", tmp_path, plaintext_kernelspecs=["R_kubernetes"])
+    client = await ready(km)
+    try:
+        reply, out = await execute(client, "cat(Sys.getenv('POD_IP'), 6 * 7)")
+        assert reply["status"] == "ok" and "".join(out).split() == [km.ip, "42"]
+    finally:
+        client.stop_channels()
+        await km.shutdown_kernel()
+    assert_nothing_left(netns_plane)
+
+
+@pytest.mark.slow
+@pytest.mark.asyncio
+async def test_irkernel_without_plaintext_allowed_fails_saying_it_has_no_curve(
+    netns_plane, tmp_path
+):
+    netns_plane.images["elyra/kernel-r:VERSION"] = r_image()
+    km = eg_kernel(netns_plane, "R_kubernetes", tmp_path)
+    with pytest.raises(KernelLaunchError, match="does not speak CurveZMQ"):
+        await asyncio.wait_for(km.start_kernel(env={"KERNEL_USERNAME": "alice"}), 25)
+    assert_nothing_left(netns_plane)
