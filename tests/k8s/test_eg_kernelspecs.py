@@ -11,12 +11,14 @@ namespaces of their own (root only) as on a real node.
 from __future__ import annotations
 
 import asyncio
-import json
+import contextlib
 import os
 import shutil
 import sys
 import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from jupyter_client.manager import AsyncKernelManager
@@ -25,9 +27,8 @@ from traitlets.config import Config
 from broker.client import BrokerAPIError, BrokerREST, ChannelsConnection, stream_text
 from broker.eg_kernelspecs import LANGUAGE_COMMANDS
 from broker.offered_kernelspecs import KernelSpecNotOffered, OfferedKernelSpecManager
-from broker.provisioners.cluster import close_clusters
 from broker.provisioners.kubernetes import KernelLaunchError
-from broker.provisioners.pod import CONNECTION_FILE, make_pod
+from broker.provisioners.pod import CONNECTION_FILE, make_pod, read_secret_connection
 from broker.provisioners.podrequest import make_request
 from broker.provisioners.podsettings import KernelRequestError, PodSettings
 
@@ -182,15 +183,11 @@ def test_working_dir_outside_the_allowed_roots_is_ignored():
 
 
 @pytest.fixture
-async def netns_plane(tmp_path):
-    if os.geteuid() != 0:
-        pytest.skip("pods of their own network namespace need root")
-    plane = ControlPlane(tmp_path / "cluster", network="netns")
-    plane.images[EG_IMAGE] = foreign_image()
-    await plane.start()
-    yield plane
-    await close_clusters()
-    await plane.stop()
+def eg_plane(netns_plane: ControlPlane) -> ControlPlane:
+    """A control plane whose pods have network namespaces, and whose registry has EG's
+    image name for a foreign image."""
+    netns_plane.images[EG_IMAGE] = foreign_image()
+    return netns_plane
 
 
 def eg_kernel(plane: ControlPlane, name: str, tmp_path: Path, **ksm) -> AsyncKernelManager:
@@ -209,30 +206,31 @@ def eg_kernel(plane: ControlPlane, name: str, tmp_path: Path, **ksm) -> AsyncKer
     )
 
 
-async def ready(km: AsyncKernelManager):
+@contextlib.asynccontextmanager
+async def running(km: AsyncKernelManager, plane: ControlPlane) -> AsyncIterator[Any]:
+    """The started kernel's client; then the kernel is shut down and nothing is left."""
     await km.start_kernel(env={"KERNEL_USERNAME": "alice"})
     client = km.client()
     client.start_channels()
-    await client.wait_for_ready(timeout=30)
-    return client
+    try:
+        await client.wait_for_ready(timeout=30)
+        yield client
+    finally:
+        client.stop_channels()
+        await km.shutdown_kernel()
+    assert_nothing_left(plane)
 
 
 @pytest.mark.slow
 @pytest.mark.asyncio
-async def test_eg_kernelspec_runs_in_a_foreign_image_over_curve(netns_plane, tmp_path):
-    km = eg_kernel(netns_plane, "python_kubernetes", tmp_path)
-    client = await ready(km)
-    try:
-        pod = netns_plane.objects("pods", NAMESPACE)[0]
-        assert pod["spec"]["containers"][0]["image"] == EG_IMAGE
-        assert pod["spec"]["containers"][0]["command"] == IPYKERNEL_COMMAND
+async def test_eg_kernelspec_runs_in_a_foreign_image_over_curve(eg_plane, tmp_path):
+    km = eg_kernel(eg_plane, "python_kubernetes", tmp_path)
+    async with running(km, eg_plane) as client:
+        container = eg_plane.objects("pods", NAMESPACE)[0]["spec"]["containers"][0]
+        assert container["image"] == EG_IMAGE and container["command"] == IPYKERNEL_COMMAND
         assert km.get_connection_info()["curve_publickey"]
         reply, out = await execute(client, "import os; print(os.environ['POD_IP'], 6 * 7)")
         assert "".join(out).split() == [km.ip, "42"]
-    finally:
-        client.stop_channels()
-        await km.shutdown_kernel()
-    assert_nothing_left(netns_plane)
 
 
 # A kernel that does not know CurveZMQ (ipykernel < 7, as in EG's kernel-py): it reads the
@@ -249,39 +247,31 @@ NO_CURVE = (
 
 @pytest.mark.slow
 @pytest.mark.asyncio
-async def test_kernel_without_curve_fails_at_once_saying_what_to_do(
-    netns_plane, pod_kernel_factory
-):
-    km = pod_kernel_factory(netns_plane, image=EG_IMAGE, command=["python", "-c", NO_CURVE])
+async def test_kernel_without_curve_fails_at_once_saying_what_to_do(eg_plane, pod_kernel_factory):
+    km = pod_kernel_factory(eg_plane, image=EG_IMAGE, command=["python", "-c", NO_CURVE])
     with pytest.raises(KernelLaunchError) as failure:
         await asyncio.wait_for(km.start_kernel(env={"KERNEL_USERNAME": "alice"}), 25)
     message = str(failure.value)
     assert "does not speak CurveZMQ" in message and "plaintext_kernelspecs" in message
-    assert_nothing_left(netns_plane)
+    assert_nothing_left(eg_plane)
 
 
 @pytest.mark.slow
 @pytest.mark.asyncio
-async def test_eg_kernelspec_allowed_plaintext_runs_without_curve_keys(netns_plane, tmp_path):
-    km = eg_kernel(
-        netns_plane, "python_kubernetes", tmp_path, plaintext_kernelspecs=["python_kubernetes"]
-    )
-    client = await ready(km)
-    try:
+async def test_eg_kernelspec_allowed_plaintext_runs_without_curve_keys(eg_plane, tmp_path):
+    plain = ["python_kubernetes"]
+    km = eg_kernel(eg_plane, "python_kubernetes", tmp_path, plaintext_kernelspecs=plain)
+    async with running(km, eg_plane) as client:
         assert "curve_publickey" not in km.get_connection_info()
-        secret = netns_plane.objects("secrets", NAMESPACE)[0]
-        assert "curve" not in json.dumps(secret["data"])
+        secret = read_secret_connection(eg_plane.objects("secrets", NAMESPACE)[0])
+        assert secret["key"] and "curve_secretkey" not in secret
         reply, out = await execute(client, "print('plain')")
         assert out == ["plain\n"]
-    finally:
-        client.stop_channels()
-        await km.shutdown_kernel()
-    assert_nothing_left(netns_plane)
 
 
 @pytest.mark.slow
 @pytest.mark.asyncio
-async def test_broker_offers_an_eg_kernelspec_directory_unchanged(netns_plane, tmp_path):
+async def test_broker_offers_an_eg_kernelspec_directory_unchanged(eg_plane, tmp_path):
     root = tmp_path / "jupyter"
     root.mkdir()
     (root / "kernels").symlink_to(EG_SPECS, target_is_directory=True)
@@ -289,7 +279,7 @@ async def test_broker_offers_an_eg_kernelspec_directory_unchanged(netns_plane, t
         start_broker,
         tmp_path,
         "--pool-size=0",
-        f"--KubernetesProvisioner.kubeconfig={netns_plane.kubeconfig}",
+        f"--KubernetesProvisioner.kubeconfig={eg_plane.kubeconfig}",
         f"--KubernetesProvisioner.namespace={NAMESPACE}",
         env={"JUPYTER_PATH": str(root)},
     )
@@ -308,7 +298,7 @@ async def test_broker_offers_an_eg_kernelspec_directory_unchanged(netns_plane, t
         await rest.shutdown_kernel(model["id"])
     finally:
         assert await asyncio.to_thread(broker.stop) == 0
-    assert_nothing_left(netns_plane)
+    assert_nothing_left(eg_plane)
 
 
 @pytest.mark.slow
@@ -356,15 +346,11 @@ def r_image() -> Image:
 @pytest.mark.asyncio
 async def test_eg_r_kubernetes_spec_runs_irkernel_in_plain_text(netns_plane, tmp_path):
     netns_plane.images["elyra/kernel-r:VERSION"] = r_image()
-    km = eg_kernel(netns_plane, "R_kubernetes", tmp_path, plaintext_kernelspecs=["R_kubernetes"])
-    client = await ready(km)
-    try:
+    plain = ["R_kubernetes"]
+    km = eg_kernel(netns_plane, "R_kubernetes", tmp_path, plaintext_kernelspecs=plain)
+    async with running(km, netns_plane) as client:
         reply, out = await execute(client, "cat(Sys.getenv('POD_IP'), 6 * 7)")
         assert reply["status"] == "ok" and "".join(out).split() == [km.ip, "42"]
-    finally:
-        client.stop_channels()
-        await km.shutdown_kernel()
-    assert_nothing_left(netns_plane)
 
 
 @pytest.mark.slow
