@@ -37,7 +37,7 @@ from ..clients.jupyter_process import start_jupyter
 from ..clients.test_jupyter_server import server_call
 from .controlplane import NAMESPACE, ControlPlane
 from .kubelet import Image
-from .test_broker_pods import start_pod_broker
+from .test_broker_pods import pool_ready, start_pod_broker
 from .test_pod_kernels import assert_nothing_left, execute
 
 pytestmark = pytest.mark.k8s
@@ -363,3 +363,47 @@ async def test_irkernel_without_plaintext_allowed_fails_saying_it_has_no_curve(
     with pytest.raises(KernelLaunchError, match="does not speak CurveZMQ"):
         await asyncio.wait_for(km.start_kernel(env={"KERNEL_USERNAME": "alice"}), 25)
     assert_nothing_left(netns_plane)
+
+
+ELSEWHERE = "/Users/ann/project"  # a notebook directory on the client's machine only
+
+
+async def cwd_is_home(broker, kernel_id: str) -> bool:
+    async with await ChannelsConnection.connect(broker.url, kernel_id, broker.token) as c:
+        _, outputs = await c.execute("import os; print(os.getcwd() == os.environ['HOME'])")
+    return stream_text(outputs) == "True\n"
+
+
+@pytest.mark.slow
+@pytest.mark.asyncio
+async def test_pod_kernel_ignores_a_working_dir_that_only_the_client_has(control_plane, tmp_path):
+    broker = await start_pod_broker(control_plane, tmp_path)
+    try:
+        rest = BrokerREST(broker.url, broker.token)
+        model = await rest.start_kernel("pod", {"KERNEL_WORKING_DIR": ELSEWHERE})
+        container = control_plane.objects("pods", NAMESPACE)[0]["spec"]["containers"][0]
+        assert container["workingDir"] == "/home/kernel"
+        assert await cwd_is_home(broker, model["id"])
+        await rest.shutdown_kernel(model["id"])
+    finally:
+        assert await asyncio.to_thread(broker.stop) == 0
+    assert broker.log_path.read_text().count(f"ignoring KERNEL_WORKING_DIR: '{ELSEWHERE}'") == 1
+
+
+@pytest.mark.slow
+@pytest.mark.asyncio
+async def test_warm_pod_kernel_handed_out_with_a_foreign_working_dir_stays_home(
+    control_plane, tmp_path
+):
+    broker = await start_pod_broker(control_plane, tmp_path, "--KernelPools.sizes=pod=1")
+    try:
+        rest = BrokerREST(broker.url, broker.token)
+        async with asyncio.timeout(60):
+            while await pool_ready(broker, "pod") < 1:
+                await asyncio.sleep(0.1)  # the pool fills in the background
+        model = await rest.start_kernel("pod", {"KERNEL_WORKING_DIR": ELSEWHERE})
+        assert await cwd_is_home(broker, model["id"])
+        await rest.shutdown_kernel(model["id"])
+    finally:
+        assert await asyncio.to_thread(broker.stop) == 0
+    assert "could not apply" not in broker.log_path.read_text()
