@@ -8,10 +8,11 @@ A kernelspec selects it with::
 Launch: the provisioner picks the connection info (HMAC key, fixed ports, a CurveZMQ
 keypair), creates the pod, then a Secret owned by the pod carrying the connection file,
 and waits on the shared watch (``reflector.py``) until the pod is Ready (the kernel has
-bound its ports on the pod IP) or fails. Failures delete the pod and Secret and raise
-:class:`KernelLaunchError` with what happened and what to do. The pod (labels,
-annotations) and its Secret are the kernel's record: :meth:`load_provisioner_info`
-rebuilds a provisioner from them alone.
+bound its ports on the pod IP) or fails; with Curve on, one handshake (``curveprobe.py``)
+then tells a kernel that ignored its keys from one that speaks CurveZMQ. Failures
+delete the pod and Secret and raise :class:`KernelLaunchError` with what happened and
+what to do. The pod (labels, annotations) and its Secret are the kernel's record:
+:meth:`load_provisioner_info` rebuilds a provisioner from them alone.
 """
 
 from __future__ import annotations

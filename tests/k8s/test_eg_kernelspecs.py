@@ -146,6 +146,7 @@ def test_cpu_and_memory_limits_are_set_apart_from_requests():
         ({"KERNEL_GID": "0"}, "as root"),
         ({"KERNEL_UID": "4242"}, "allowed: 1000, 1001"),
         ({"KERNEL_UID": "-1"}, "whole number"),
+        ({"KERNEL_VOLUMES": '[{"name": "v", "hostPath": {"path": "/"}}]'}, "not volume defin"),
     ],
 )
 def test_kernel_variables_cannot_widen_the_operators_settings(env, message):
