@@ -37,7 +37,7 @@ from ..clients.jupyter_process import start_jupyter
 from ..clients.test_jupyter_server import server_call
 from .controlplane import NAMESPACE, ControlPlane
 from .kubelet import Image
-from .test_broker_pods import pool_ready, start_pod_broker
+from .test_broker_pods import pool_filled, start_pod_broker
 from .test_pod_kernels import assert_nothing_left, execute
 
 pytestmark = pytest.mark.k8s
@@ -399,9 +399,7 @@ async def test_warm_pod_kernel_handed_out_with_a_foreign_working_dir_stays_home(
     broker = await start_pod_broker(control_plane, tmp_path, "--KernelPools.sizes=pod=1")
     try:
         rest = BrokerREST(broker.url, broker.token)
-        async with asyncio.timeout(60):
-            while await pool_ready(broker, "pod") < 1:
-                await asyncio.sleep(0.1)  # the pool fills in the background
+        await pool_filled(broker, "pod")
         model = await rest.start_kernel("pod", {"KERNEL_WORKING_DIR": ELSEWHERE})
         assert await cwd_is_home(broker, model["id"])
         await rest.shutdown_kernel(model["id"])
