@@ -28,16 +28,11 @@ from broker.client import BrokerAPIError, BrokerREST, ChannelsConnection, stream
 from broker.eg_kernelspecs import LANGUAGE_COMMANDS
 from broker.offered_kernelspecs import KernelSpecNotOffered, OfferedKernelSpecManager
 from broker.provisioners.kubernetes import KernelLaunchError
-from broker.provisioners.pod import CONNECTION_FILE, make_pod, read_secret_connection
-from broker.provisioners.podrequest import make_request
-from broker.provisioners.podsettings import KernelRequestError, PodSettings
+from broker.provisioners.pod import CONNECTION_FILE, read_secret_connection
 
 from ..broker_process import start_broker
-from ..clients.jupyter_process import start_jupyter
-from ..clients.test_jupyter_server import server_call
 from .controlplane import NAMESPACE, ControlPlane
 from .kubelet import Image
-from .test_broker_pods import pool_filled, start_pod_broker
 from .test_pod_kernels import assert_nothing_left, execute
 
 pytestmark = pytest.mark.k8s
@@ -108,76 +103,6 @@ def test_plaintext_is_allowed_only_for_the_specs_the_operator_names():
     py_spec = manager.get_kernel_spec("python_kubernetes")
     assert r_spec.metadata["kernel_provisioner"]["config"]["curve"] is False
     assert py_spec.metadata["kernel_provisioner"]["config"]["curve"] is True
-
-
-# -- the KERNEL_* variables EG documents for pods -----------------------------------------
-
-SETTINGS = PodSettings(
-    image=EG_IMAGE,
-    namespace=NAMESPACE,
-    broker="b",
-    kernelspec="python_kubernetes",
-    images=["jupyter/scipy-notebook:2024-10-07"],
-    uids=[1001],
-)
-KERNEL_ID = "0b7c5d0e-1111-4222-8333-944455556666"
-
-
-def pod_for(**env: str) -> dict:
-    request = make_request(KERNEL_ID, env, [], SETTINGS)
-    return make_pod("kernel-x", "kernel-x-connection", request, SETTINGS)
-
-
-def test_cpu_and_memory_limits_are_set_apart_from_requests():
-    pod = pod_for(KERNEL_CPUS="500m", KERNEL_CPUS_LIMIT="2", KERNEL_MEMORY_LIMIT="1Gi")
-    resources = pod["spec"]["containers"][0]["resources"]
-    assert resources == {"requests": {"cpu": "500m"}, "limits": {"cpu": "2", "memory": "1Gi"}}
-
-
-@pytest.mark.parametrize(
-    "env, message",
-    [
-        ({"KERNEL_CPUS": "2", "KERNEL_CPUS_LIMIT": "1"}, "below the request"),
-        ({"KERNEL_MEMORY_LIMIT": "64Gi"}, "above this broker's limit"),
-        ({"KERNEL_GPUS_LIMIT": "1"}, "up to 0"),
-        ({"KERNEL_NAMESPACE": "kube-system"}, "run in namespace 'kernels'"),
-        ({"KERNEL_IMAGE": "evil/miner:1"}, "KERNEL_IMAGE='evil/miner:1' is not allowed"),
-        ({"KERNEL_UID": "0"}, "as root"),
-        ({"KERNEL_GID": "0"}, "as root"),
-        ({"KERNEL_UID": "4242"}, "allowed: 1000, 1001"),
-        ({"KERNEL_UID": "-1"}, "whole number"),
-        ({"KERNEL_VOLUMES": '[{"name": "v", "hostPath": {"path": "/"}}]'}, "not volume defin"),
-    ],
-)
-def test_kernel_variables_cannot_widen_the_operators_settings(env, message):
-    with pytest.raises(KernelRequestError, match=message):
-        make_request(KERNEL_ID, env, [], SETTINGS)
-
-
-def test_namespace_image_and_uid_the_operator_allows_are_honoured():
-    pod = pod_for(
-        KERNEL_NAMESPACE=NAMESPACE,
-        KERNEL_IMAGE="jupyter/scipy-notebook:2024-10-07",
-        KERNEL_UID="1001",
-    )
-    assert pod["metadata"]["namespace"] == NAMESPACE
-    assert pod["spec"]["containers"][0]["image"] == "jupyter/scipy-notebook:2024-10-07"
-    assert pod["spec"]["securityContext"]["runAsUser"] == 1001
-
-
-def test_service_account_and_pod_name_are_ignored_and_say_why():
-    env = {"KERNEL_SERVICE_ACCOUNT_NAME": "admin", "KERNEL_POD_NAME": "mine"}
-    request = make_request(KERNEL_ID, env, [], SETTINGS)
-    assert set(request.ignored) == set(env)
-    pod = make_pod("kernel-x", "kernel-x-connection", request, SETTINGS)
-    assert "serviceAccountName" not in pod["spec"] and pod["metadata"]["name"] == "kernel-x"
-    assert pod["spec"]["automountServiceAccountToken"] is False
-
-
-def test_working_dir_outside_the_allowed_roots_is_ignored():
-    request = make_request(KERNEL_ID, {"KERNEL_WORKING_DIR": "/Users/ann/notebooks"}, [], SETTINGS)
-    assert request.working_dir == "/home/kernel"
-    assert "/Users/ann/notebooks" in request.ignored["KERNEL_WORKING_DIR"]
 
 
 # -- on the test control plane --------------------------------------------------------
@@ -302,40 +227,6 @@ async def test_broker_offers_an_eg_kernelspec_directory_unchanged(eg_plane, tmp_
     assert_nothing_left(eg_plane)
 
 
-@pytest.mark.slow
-@pytest.mark.asyncio
-async def test_jupyter_server_notebook_session_starts_a_pod_kernel(control_plane, tmp_path):
-    """Jupyter Server's gateway client sends its notebook directory as KERNEL_WORKING_DIR,
-    a path of its own machine; the pod starts in its default directory instead of a 400."""
-    broker = await start_pod_broker(control_plane, tmp_path)
-    notebooks = tmp_path / "notebooks"
-    (notebooks / "project").mkdir(parents=True)
-    server = await asyncio.to_thread(start_jupyter, "server", broker, notebooks)
-    try:
-        body = {
-            "path": "project/t.ipynb",
-            "type": "notebook",
-            "name": "t",
-            "kernel": {"name": "pod"},
-        }
-        session = await asyncio.to_thread(server_call, server, "POST", "/api/sessions", body)
-        pod = control_plane.objects("pods", NAMESPACE)[0]
-        container = pod["spec"]["containers"][0]
-        sent = {e["name"]: e.get("value") for e in container["env"]}
-        assert sent["KERNEL_WORKING_DIR"] == str(notebooks / "project")
-        assert container["workingDir"] == "/home/kernel"
-        kernel_id = session["kernel"]["id"]
-        async with await ChannelsConnection.connect(server.url, kernel_id, server.token) as c:
-            _, outputs = await c.execute("print('via jupyter server')")
-            assert stream_text(outputs) == "via jupyter server\n"
-        await asyncio.to_thread(server_call, server, "DELETE", f"/api/sessions/{session['id']}")
-    finally:
-        await asyncio.to_thread(server.stop)
-        assert await asyncio.to_thread(broker.stop) == 0
-    assert "ignoring KERNEL_WORKING_DIR" in broker.log_path.read_text()
-    assert_nothing_left(control_plane)
-
-
 def r_image() -> Image:
     """An image with R and IRkernel (this machine's, when it has them)."""
     if not shutil.which("R") or not Path("/usr/lib/R/site-library/IRkernel").is_dir():
@@ -364,45 +255,3 @@ async def test_irkernel_without_plaintext_allowed_fails_saying_it_has_no_curve(
     with pytest.raises(KernelLaunchError, match="does not speak CurveZMQ"):
         await asyncio.wait_for(km.start_kernel(env={"KERNEL_USERNAME": "alice"}), 25)
     assert_nothing_left(netns_plane)
-
-
-ELSEWHERE = "/Users/ann/project"  # a notebook directory on the client's machine only
-
-
-async def cwd_is_home(broker, kernel_id: str) -> bool:
-    async with await ChannelsConnection.connect(broker.url, kernel_id, broker.token) as c:
-        _, outputs = await c.execute("import os; print(os.getcwd() == os.environ['HOME'])")
-    return stream_text(outputs) == "True\n"
-
-
-@pytest.mark.slow
-@pytest.mark.asyncio
-async def test_pod_kernel_ignores_a_working_dir_that_only_the_client_has(control_plane, tmp_path):
-    broker = await start_pod_broker(control_plane, tmp_path)
-    try:
-        rest = BrokerREST(broker.url, broker.token)
-        model = await rest.start_kernel("pod", {"KERNEL_WORKING_DIR": ELSEWHERE})
-        container = control_plane.objects("pods", NAMESPACE)[0]["spec"]["containers"][0]
-        assert container["workingDir"] == "/home/kernel"
-        assert await cwd_is_home(broker, model["id"])
-        await rest.shutdown_kernel(model["id"])
-    finally:
-        assert await asyncio.to_thread(broker.stop) == 0
-    assert broker.log_path.read_text().count(f"ignoring KERNEL_WORKING_DIR: '{ELSEWHERE}'") == 1
-
-
-@pytest.mark.slow
-@pytest.mark.asyncio
-async def test_warm_pod_kernel_handed_out_with_a_foreign_working_dir_stays_home(
-    control_plane, tmp_path
-):
-    broker = await start_pod_broker(control_plane, tmp_path, "--KernelPools.sizes=pod=1")
-    try:
-        rest = BrokerREST(broker.url, broker.token)
-        await pool_filled(broker, "pod")
-        model = await rest.start_kernel("pod", {"KERNEL_WORKING_DIR": ELSEWHERE})
-        assert await cwd_is_home(broker, model["id"])
-        await rest.shutdown_kernel(model["id"])
-    finally:
-        assert await asyncio.to_thread(broker.stop) == 0
-    assert "could not apply" not in broker.log_path.read_text()
