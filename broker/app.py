@@ -181,6 +181,7 @@ class Broker(Application):
         SnapshotStore,
         BrokerLocalProvisioner,
         KernelSpecManager,
+        OfferedKernelSpecManager,
     ]
     config_file = Unicode("", config=True, help="Python or JSON config file to load.")
 

@@ -7,10 +7,11 @@ from typing import Any
 from urllib.parse import quote
 
 from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+from jupyter_client.provisioning import KernelProvisionerFactory
 
 from .auth import authorize_spec, may_use_spec
 from .errors import BrokerError
-from .offered_kernelspecs import KernelSpecNotOffered
+from .offered_kernelspecs import KernelSpecNotOffered, runs_in_broker
 
 _RESOURCE_FILES = ("logo-32x32.png", "logo-64x64.png", "logo-svg.svg", "kernel.js", "kernel.css")
 
@@ -31,6 +32,11 @@ class KernelSpecs:
             raise BrokerError(
                 404, f"No kernelspec {name!r}; list them with GET /api/kernelspecs."
             ) from None
+
+    def runs_in_broker(self, name: str) -> bool:
+        """Whether the spec's kernel is a process next to the broker (not, say, a pod)."""
+        factory = KernelProvisionerFactory.instance(parent=self.manager.parent)
+        return runs_in_broker(self._spec(name), factory)
 
     def allowed(self, name: str, username: str) -> bool:
         try:

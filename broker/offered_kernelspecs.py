@@ -18,8 +18,9 @@ from collections.abc import Mapping
 from jupyter_client.kernelspec import KernelSpec, KernelSpecManager, NoSuchKernel
 from jupyter_client.provisioning import KernelProvisionerFactory
 from jupyter_client.provisioning.local_provisioner import LocalProvisioner
-from traitlets import Bool
+from traitlets import Bool, List, Unicode
 
+from .eg_kernelspecs import UntranslatableKernelSpec, is_eg_kubernetes, translate
 from .startup import truthy
 
 
@@ -66,6 +67,24 @@ class OfferedKernelSpecManager(KernelSpecManager):
     """
 
     local_kernels = Bool(True, help="Offer kernelspecs whose kernels run inside the broker.")
+    plaintext_kernelspecs = List(
+        Unicode(),
+        config=True,
+        help="Enterprise Gateway Kubernetes kernelspecs whose pod kernels may run without "
+        "CurveZMQ (images with ipykernel < 7, such as EG's elyra/kernel-py, or IRkernel): "
+        "their code and outputs cross the network in plain text, signed but not encrypted.",
+    )
+
+    def _load(self, name: str) -> tuple[KernelSpec, str]:
+        """The kernelspec (an EG Kubernetes one translated) and why it is not offered, or ""."""
+        spec = super().get_kernel_spec(name)
+        if is_eg_kubernetes(spec):
+            try:
+                plaintext = name.lower() in {n.lower() for n in self.plaintext_kernelspecs}
+                spec = translate(name, spec, plaintext=plaintext)
+            except UntranslatableKernelSpec as refused:
+                return spec, str(refused)
+        return spec, self._refusal(name, spec)
 
     def _refusal(self, name: str, spec: KernelSpec) -> str:
         """Why ``name`` is not offered, or "" when it is."""
@@ -86,23 +105,20 @@ class OfferedKernelSpecManager(KernelSpecManager):
         return ""
 
     def find_kernel_specs(self) -> dict[str, str]:
-        found = super().find_kernel_specs()
-        if self.local_kernels:
-            return found  # allowed_kernelspecs is applied by jupyter_client already
         offered = {}
-        for name, resource_dir in found.items():
+        for name, resource_dir in super().find_kernel_specs().items():
             try:
-                spec = super().get_kernel_spec(name)
+                _, refused = self._load(name)
             except (NoSuchKernel, OSError, ValueError, KeyError):
                 continue  # unreadable, or its provisioner is not installed: nothing to start
-            if not self._refusal(name, spec):
+            if not refused:
                 offered[name] = resource_dir
         return offered
 
     def get_kernel_spec(self, kernel_name: str) -> KernelSpec:
-        """The kernelspec; :class:`KernelSpecNotOffered` when it exists but is refused."""
-        spec = super().get_kernel_spec(kernel_name)
-        refused = self._refusal(kernel_name, spec)
+        """The kernelspec (EG Kubernetes ones translated, see ``eg_kernelspecs.py``);
+        :class:`KernelSpecNotOffered` when it exists but is refused."""
+        spec, refused = self._load(kernel_name)
         if refused:
             offered = ", ".join(sorted(self.find_kernel_specs()))
             hint = f"Start one of: {offered}." if offered else "No kernelspec is offered here."

@@ -255,7 +255,7 @@ class KernelRegistry(LoggingConfigurable):
         name = name or self.specs.default_name
         self.specs.authorize(name, owner)
         timeout = launch_timeout(env, self.launch_timeout, self.max_launch_timeout)
-        cwd = self._working_dir(env)
+        cwd = self._working_dir(name, env)
         self._check_limits(owner)
         kernel_id = kernel_id or str(uuid.uuid4())
         self._starting += 1
@@ -298,10 +298,9 @@ class KernelRegistry(LoggingConfigurable):
         Not awaited: the kernel handles shell requests in order and every client's requests
         go through the same shell socket, so this runs before any code of the new owner.
         """
-        code = (
-            f"__import__('os').environ.update({json.dumps(env)}); "
-            f"__import__('os').chdir({json.dumps(cwd)})"
-        )
+        code = f"__import__('os').environ.update({json.dumps(env)})"
+        if cwd:
+            code += f"; __import__('os').chdir({json.dumps(cwd)})"
         request = make_message(
             "shell",
             "execute_request",
@@ -323,7 +322,8 @@ class KernelRegistry(LoggingConfigurable):
         """A pool kernel; recorded too, so that a broker killed with -9 leaves no orphan."""
         env = {"KERNEL_USERNAME": self.pool_owner} if self.pool_owner else {}
         kernel_id = f"{WARM_PREFIX}{uuid.uuid4()}"
-        return await self._spawn(name, env, self.working_dir, self.launch_timeout, kernel_id, None)
+        cwd = self._working_dir(name, {})
+        return await self._spawn(name, env, cwd, self.launch_timeout, kernel_id, None)
 
     async def _spawn(
         self,
@@ -377,7 +377,11 @@ class KernelRegistry(LoggingConfigurable):
                 )
             )
 
-    def _working_dir(self, env: dict[str, str]) -> str:
+    def _working_dir(self, name: str, env: dict[str, str]) -> str:
+        """Where a local kernel starts; "" for a kernel elsewhere (a pod), whose provisioner
+        reads KERNEL_WORKING_DIR itself: the broker's own directories mean nothing there."""
+        if not self.specs.runs_in_broker(name):
+            return ""
         requested = env.get("KERNEL_WORKING_DIR")
         if not requested or not self.allow_working_dir_override:
             return self.working_dir

@@ -8,10 +8,11 @@ A kernelspec selects it with::
 Launch: the provisioner picks the connection info (HMAC key, fixed ports, a CurveZMQ
 keypair), creates the pod, then a Secret owned by the pod carrying the connection file,
 and waits on the shared watch (``reflector.py``) until the pod is Ready (the kernel has
-bound its ports on the pod IP) or fails. Failures delete the pod and Secret and raise
-:class:`KernelLaunchError` with what happened and what to do. The pod (labels,
-annotations) and its Secret are the kernel's record: :meth:`load_provisioner_info`
-rebuilds a provisioner from them alone.
+bound its ports on the pod IP) or fails; with Curve on, one handshake (``curveprobe.py``)
+then tells a kernel that ignored its keys from one that speaks CurveZMQ. Failures
+delete the pod and Secret and raise :class:`KernelLaunchError` with what happened and
+what to do. The pod (labels, annotations) and its Secret are the kernel's record:
+:meth:`load_provisioner_info` rebuilds a provisioner from them alone.
 """
 
 from __future__ import annotations
@@ -23,12 +24,16 @@ from typing import Any
 
 import zmq
 from jupyter_client.provisioning import KernelProvisionerBase
-from traitlets import Bool, Dict, Float, Int, List, Unicode
+from traitlets import Unicode
 
 from . import pod as manifests
 from .cluster import get_cluster, get_reflector
+from .curveprobe import speaks_curve
 from .k8s import ClusterConfig, KubeError
+from .podrequest import make_request
+from .podsettings import KernelRequestError
 from .podstatus import exit_code, pod_state
+from .podtraits import PodTraits
 from .reflector import PodReflector
 
 
@@ -44,88 +49,9 @@ class KernelLaunchError(RuntimeError):
         self.status = status
 
 
-class KubernetesProvisioner(KernelProvisionerBase):  # type: ignore[misc]
-    """Runs a kernel as a Kubernetes pod built from ``kernel_image/``."""
-
-    namespace = Unicode("default", config=True, help="Namespace the kernel pods run in.")
-    image = Unicode(
-        "kernel-broker/kernel-python:0.1.0", config=True, help="Kernel container image."
-    )
-    image_pull_policy = Unicode("IfNotPresent", config=True, help="imagePullPolicy of kernels.")
-    command = List(
-        Unicode(),
-        default_value=["python", "/opt/kernel/entrypoint.py"],
-        config=True,
-        help="Container command; the kernel image's entrypoint.",
-    )
-    in_cluster = Bool(
-        False, config=True, help="Use the pod's service account instead of a kubeconfig."
-    )
-    kubeconfig = Unicode(
-        "", config=True, help="kubeconfig path (default: $KUBECONFIG, ~/.kube/config)."
-    )
-    context = Unicode("", config=True, help="kubeconfig context (default: current).")
-    token_file = Unicode(
-        "/var/run/secrets/kubernetes.io/serviceaccount/token",
-        config=True,
-        help="In-cluster service account token file.",
-    )
-    ca_file = Unicode(
-        "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt",
-        config=True,
-        help="In-cluster CA bundle.",
-    )
-    broker_name = Unicode(
-        "kernel-broker", config=True, help="This broker's name, put in every pod's labels."
-    )
-    launch_timeout = Float(
-        60.0,
-        config=True,
-        help="Seconds to wait for a kernel pod to be ready; KERNEL_LAUNCH_TIMEOUT may lower it.",
-    )
-    resources = Dict(
-        config=True, help='Kernel container resources: {"requests": {...}, "limits": {...}}.'
-    )
-    max_cpus = Unicode("4", config=True, help="Highest KERNEL_CPUS a request may ask for.")
-    max_memory = Unicode("8Gi", config=True, help="Highest KERNEL_MEMORY a request may ask for.")
-    max_gpus = Int(0, config=True, help="Highest KERNEL_GPUS a request may ask for.")
-    node_selector = Dict(config=True, help="nodeSelector for kernel pods.")
-    tolerations = List(Dict(), config=True, help="Tolerations for kernel pods.")
-    volumes = Dict(
-        config=True,
-        help='Volumes a request may name in KERNEL_VOLUMES: {name: {"volume": {<source>}, '
-        '"mountPath": "/path", "readOnly": false}}.',
-    )
-    default_volumes = List(Unicode(), config=True, help="Volume names every kernel mounts.")
-    working_dirs = List(
-        Unicode(),
-        default_value=[manifests.HOME_DIR, "/uploaded_files"],
-        config=True,
-        help="Allowed KERNEL_WORKING_DIR roots; the first is the default working directory.",
-    )
-    run_as_user = Int(
-        manifests.KERNEL_UID, allow_none=True, config=True, help="runAsUser of kernel pods."
-    )
-    run_as_group = Int(
-        manifests.KERNEL_GID, allow_none=True, config=True, help="runAsGroup of kernel pods."
-    )
-    fs_group = Int(
-        manifests.KERNEL_GID,
-        allow_none=True,
-        config=True,
-        help="fsGroup of kernel pods: the group that can read the connection file.",
-    )
-    ports = List(
-        Int(),
-        default_value=[52700, 52701, 52702, 52703, 52704],
-        config=True,
-        help="shell, iopub, stdin, control, hb ports (each pod has its own IP).",
-    )
-    grace_seconds = Int(5, config=True, help="terminationGracePeriodSeconds of kernel pods.")
-    env_allowlist = List(
-        Unicode(), config=True, help="Variables besides KERNEL_* passed from a request to the pod."
-    )
-    curve = Bool(True, config=True, help="Encrypt kernel traffic with CurveZMQ.")
+class KubernetesProvisioner(PodTraits, KernelProvisionerBase):  # type: ignore[misc]
+    """Runs a kernel as a Kubernetes pod built from ``kernel_image/`` (or any image with a
+    kernel: ``command``); settings in ``podtraits.py``."""
 
     pod_name = Unicode("")
     _reflector: PodReflector | None = None
@@ -148,29 +74,6 @@ class KubernetesProvisioner(KernelProvisionerBase):  # type: ignore[misc]
     def cluster_target(self) -> tuple[ClusterConfig, str, str]:
         """Where this broker's kernel pods live: cluster, namespace and label selector."""
         return self._cluster_config(), self.namespace, self._selector()
-
-    def _settings(self) -> manifests.PodSettings:
-        return manifests.PodSettings(
-            image=self.image,
-            namespace=self.namespace,
-            broker=self.broker_name,
-            kernelspec=self._kernelspec_name(),
-            command=list(self.command),
-            resources=dict(self.resources),
-            bounds=manifests.Bounds(self.max_cpus, self.max_memory, self.max_gpus),
-            node_selector=dict(self.node_selector),
-            tolerations=list(self.tolerations),
-            volumes=dict(self.volumes),
-            default_volumes=list(self.default_volumes),
-            working_dirs=list(self.working_dirs),
-            run_as_user=self.run_as_user,
-            run_as_group=self.run_as_group,
-            fs_group=self.fs_group,
-            image_pull_policy=self.image_pull_policy,
-            ports=tuple(self.ports),
-            grace_seconds=self.grace_seconds,
-            env_allowlist=list(self.env_allowlist),
-        )
 
     def _kernelspec_name(self) -> str:
         km = self.parent
@@ -200,13 +103,14 @@ class KubernetesProvisioner(KernelProvisionerBase):  # type: ignore[misc]
     async def launch_kernel(self, cmd: list[str], **kwargs: Any) -> dict[str, Any]:
         """Create the pod and its Secret, wait until it is ready; returns connection info."""
         env = dict(kwargs.get("env") or {})
-        settings = self._settings()
+        settings = self.pod_settings(self._kernelspec_name())
         try:
-            request = manifests.make_request(
-                self.kernel_id, env, list(self.kernel_spec.env), settings
-            )
-        except manifests.KernelRequestError as e:
+            request = make_request(self.kernel_id, env, list(self.kernel_spec.env), settings)
+        except KernelRequestError as e:
             raise KernelLaunchError(f"kernel request rejected: {e}", status=400) from None
+        if request.ignored:
+            ignored = "; ".join(f"{k}: {why}" for k, why in sorted(request.ignored.items()))
+            self.log.info("kernel %s: ignoring %s", self.kernel_id, ignored)
         timeout = self._launch_timeout(env)
         reflector = await self._ensure_reflector()
         kube = (await get_cluster(self._cluster_config())).kube
@@ -220,6 +124,8 @@ class KubernetesProvisioner(KernelProvisionerBase):  # type: ignore[misc]
             secret = manifests.make_secret(f"{name}-connection", created, info)
             await kube.create_secret(self.namespace, secret)
             ip = await self._wait_ready(reflector, timeout, started)
+            if self.curve:
+                await self._check_curve(ip, info)
         except BaseException:
             await self._remove_pod(grace_seconds=0)
             raise
@@ -231,6 +137,18 @@ class KubernetesProvisioner(KernelProvisionerBase):  # type: ignore[misc]
             self.connection_info["curve_serverkey"] = info["curve_publickey"]
         self.log.info("kernel %s runs in pod %s at %s", self.kernel_id, name, ip)
         return self.connection_info
+
+    async def _check_curve(self, ip: str, info: dict[str, Any]) -> None:
+        url = f"tcp://{ip}:{info['shell_port']}"
+        if await speaks_curve(url, info["curve_publickey"]) is False:
+            raise KernelLaunchError(
+                f"the kernel in pod {self.pod_name} does not speak CurveZMQ: its image's kernel "
+                "ignored the keys in its connection file (ipykernel < 7, IRkernel and most other "
+                "kernels do). Use an image with ipykernel >= 7, such as the broker's kernel "
+                'image, or accept plain-text kernel traffic for this kernelspec: "curve": false '
+                "in its kernel_provisioner config, or for an Enterprise Gateway kernelspec "
+                "--OfferedKernelSpecManager.plaintext_kernelspecs=<name> (docs/kubernetes.md)"
+            )
 
     def _launch_timeout(self, env: dict[str, str]) -> float:
         asked = env.get("KERNEL_LAUNCH_TIMEOUT", "").strip()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import uuid
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -24,6 +25,18 @@ __all__ = ["KERNEL_IMAGE", "NAMESPACE", "ControlPlane"]
 async def control_plane(tmp_path: Path) -> AsyncIterator[ControlPlane]:
     """A fake API server and kubelet on 127.0.0.1, with a kubeconfig for them."""
     plane = ControlPlane(tmp_path / "cluster")
+    await plane.start()
+    yield plane
+    await close_clusters()
+    await plane.stop()
+
+
+@pytest_asyncio.fixture
+async def netns_plane(tmp_path: Path) -> AsyncIterator[ControlPlane]:
+    """A control plane whose pods get network namespaces of their own (root only)."""
+    if os.geteuid() != 0:
+        pytest.skip("network namespaces need root")
+    plane = ControlPlane(tmp_path / "netns-cluster", network="netns")
     await plane.start()
     yield plane
     await close_clusters()

@@ -46,7 +46,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from broker.provisioners.pod import parse_quantity
+from broker.provisioners.podsettings import parse_quantity
 
 from . import volumes
 from .apiserver import FakeApiServer

@@ -45,6 +45,13 @@ async def pool_ready(broker, spec: str) -> float:
     return float(found.group(1)) if found else 0.0
 
 
+async def pool_filled(broker, spec: str, timeout: float = 60) -> None:
+    """Wait until the broker's pool of ``spec`` has a ready kernel."""
+    async with asyncio.timeout(timeout):
+        while await pool_ready(broker, spec) < 1:
+            await asyncio.sleep(0.1)  # the pool fills in the background; /metrics says when
+
+
 async def test_pod_kernel_through_the_broker(control_plane, tmp_path):
     broker = await start_pod_broker(control_plane, tmp_path)
     try:
@@ -80,9 +87,7 @@ async def test_pooled_pod_is_relabelled_at_hand_out(control_plane, tmp_path):
     broker = await start_pod_broker(control_plane, tmp_path, "--KernelPools.sizes=pod=1")
     try:
         rest = BrokerREST(broker.url, broker.token)
-        async with asyncio.timeout(60):
-            while await pool_ready(broker, "pod") < 1:
-                await asyncio.sleep(0.1)  # the pool fills in the background
+        await pool_filled(broker, "pod")
         began = time.perf_counter()
         model = await rest.start_kernel("pod", {"KERNEL_USERNAME": "alice"})
         pooled = time.perf_counter() - began

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import socket
 
 import pytest
@@ -41,17 +40,6 @@ async def test_in_cluster_config_over_tls(tls_plane, pod_kernel_factory):
         client.stop_channels()
         await km.shutdown_kernel()
     assert_nothing_left(tls_plane)
-
-
-@pytest.fixture
-async def netns_plane(tmp_path):
-    if os.geteuid() != 0:
-        pytest.skip("network namespaces need root")
-    plane = ControlPlane(tmp_path / "netns-cluster", network="netns")
-    await plane.start()
-    yield plane
-    await close_clusters()
-    await plane.stop()
 
 
 async def test_kernel_in_own_network_namespace_binds_pod_ip_and_has_no_route_out(

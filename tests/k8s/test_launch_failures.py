@@ -90,12 +90,6 @@ async def test_memory_above_bound_is_rejected_before_any_pod(control_plane, pod_
     assert not any(m == "POST" for m, _ in control_plane.api.requests)
 
 
-async def test_working_dir_outside_allow_list_is_rejected(control_plane, pod_kernel):
-    message = await start_fails(pod_kernel(), KERNEL_WORKING_DIR="/etc")
-    assert "KERNEL_WORKING_DIR" in message and "/home/kernel" in message
-    assert_nothing_left(control_plane)
-
-
 async def test_api_server_error_on_create_leaves_nothing(control_plane, pod_kernel):
     control_plane.api.fail("POST", r"/secrets$", code=500)
     km = pod_kernel()

@@ -10,12 +10,14 @@ import kubernetes_validate
 import pytest
 
 from broker.provisioners import pod as manifests
+from broker.provisioners.podrequest import make_request
+from broker.provisioners.podsettings import KernelRequestError, PodSettings
 
 pytestmark = pytest.mark.k8s
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 VERSIONS = [kubernetes_validate.utils.all_versions()[0], kubernetes_validate.utils.latest_version()]
-SETTINGS = manifests.PodSettings(
+SETTINGS = PodSettings(
     image="kernel-broker/kernel-python:0.1.0",
     namespace="kernels",
     broker="broker-a",
@@ -34,7 +36,7 @@ SETTINGS = manifests.PodSettings(
 
 
 def rendered(env: dict[str, str] | None = None) -> tuple[dict, dict]:
-    req = manifests.make_request("0b7c5d0e-1111-4222-8333-944455556666", env or {}, [], SETTINGS)
+    req = make_request("0b7c5d0e-1111-4222-8333-944455556666", env or {}, [], SETTINGS)
     pod = manifests.make_pod("kernel-x", "kernel-x-connection", req, SETTINGS)
     pod["metadata"]["uid"] = "uid-1"
     secret = manifests.make_secret("kernel-x-connection", pod, {"key": "k"})
@@ -93,5 +95,5 @@ def test_owner_label_is_sanitised_and_exact_owner_annotated():
     ],
 )
 def test_out_of_bounds_requests_are_rejected(env):
-    with pytest.raises(manifests.KernelRequestError):
+    with pytest.raises(KernelRequestError):
         rendered(env)
