@@ -7,7 +7,6 @@ neither the URL nor the option to change.
 
 from __future__ import annotations
 
-import errno
 import socket
 from dataclasses import dataclass
 
@@ -37,14 +36,12 @@ async def explain(
         return f"the broker at {url} refused the websocket ({status}): {error}"
     if isinstance(error, socket.gaierror):
         return f"cannot resolve the host of {url} ({error.strerror}): check {options.url}"
-    if isinstance(error, ConnectionRefusedError) or (
-        isinstance(error, OSError) and error.errno == errno.ECONNREFUSED
-    ):
+    if isinstance(error, ConnectionRefusedError):
         return (
             f"cannot reach the broker at {url}: connection refused; start one "
             f"(./kb serve listens on http://127.0.0.1:8889) or give its URL with {options.url}"
         )
-    if isinstance(error, OSError):
+    if isinstance(error, ConnectionError | TimeoutError):
         return f"cannot reach the broker at {url}: {error.strerror or error}; check {options.url}"
     return f"{type(error).__name__}: {error}"
 
