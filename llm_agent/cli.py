@@ -24,7 +24,7 @@ from .agent import TOOL_CHOICES, Agent, AgentConfig
 from .events import Event, TextDelta, ToolFinished, ToolOutputEvent, ToolStarted
 from .kernel import KernelGone, KernelSession
 from .llm import ChatModel
-from .server import ChatSessions, make_app, run_reaper
+from .server import ChatSessions, SessionUnavailable, make_app, run_reaper
 
 # `./kb serve` listens there; how this program spells the settings an error may point to
 DEFAULT_BROKER = "http://127.0.0.1:8889"
@@ -170,7 +170,12 @@ def _config(args: argparse.Namespace) -> AgentConfig:
 
 
 async def _start_agent(args: argparse.Namespace, model: ChatModel) -> Agent:
-    kernel = await KernelSession.start(args.broker, args.token, kernel_name=args.kernel_name)
+    try:
+        kernel = await KernelSession.start(args.broker, args.token, kernel_name=args.kernel_name)
+    except BROKER_ERRORS as e:
+        kernel_name = args.kernel_name or ""
+        why = await explain(e, args.broker, args.token, BROKER_OPTIONS, kernel_name)
+        raise SessionUnavailable(why) from e
     return Agent(model, kernel, _config(args))
 
 
@@ -266,7 +271,9 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(asyncio.run(ask(args, model) if args.command == "ask" else serve(args, model)))
     except openai.APIError as e:  # the model server: say which, what it said, what to change
         print(f"llm-agent: error: {model.explain(e)}", file=sys.stderr)
-    except BROKER_ERRORS as e:  # the broker: the same words kernel-broker run uses
+    except SessionUnavailable as e:  # the broker: the same words kernel-broker run uses
+        print(f"llm-agent: error: {e}", file=sys.stderr)
+    except BROKER_ERRORS as e:  # the broker failed after the start (a kernel gone, ...)
         why = asyncio.run(
             explain(e, args.broker, args.token, BROKER_OPTIONS, args.kernel_name or "")
         )
