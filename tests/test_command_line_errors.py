@@ -10,6 +10,9 @@ from pathlib import Path
 
 import pytest
 
+# One process each: the quick loop keeps the two cheapest (no provisioner or nbclient import).
+slow = pytest.mark.slow
+
 
 def kernel_broker(tmp: Path, *args: str) -> subprocess.CompletedProcess[str]:
     """``python -m broker ARGS`` in ``tmp``; every case here must fail before listening."""
@@ -35,16 +38,25 @@ def usage_error(done: subprocess.CompletedProcess[str]) -> str:
     ("args", "says"),
     [
         (["--prot", "3"], "unknown option --prot; did you mean --port?"),
-        (["--prot=3"], "unknown option --prot; did you mean --port?"),
-        (["--no-auht"], "unknown option --no-auht; did you mean --no-auth?"),
-        (["--Broker.prot=3"], "unknown option --Broker.prot; did you mean --Broker.port?"),
-        (["--Borker.port=3"], "no class Borker; did you mean Broker?"),
-        (
+        pytest.param(["--prot=3"], "unknown option --prot; did you mean --port?", marks=slow),
+        pytest.param(
+            ["--no-auht"], "unknown option --no-auht; did you mean --no-auth?", marks=slow
+        ),
+        pytest.param(
+            ["--Broker.prot=3"],
+            "unknown option --Broker.prot; did you mean --Broker.port?",
+            marks=slow,
+        ),
+        pytest.param(["--Borker.port=3"], "no class Borker; did you mean Broker?", marks=slow),
+        pytest.param(
             ["--KubernetesProvisioner.token_fil=x"],
             "did you mean --KubernetesProvisioner.token_file?",
+            marks=slow,
         ),
-        (["--pool-size=two"], "bad value for --KernelPools.default_pool_size"),
-        (["8888"], "unexpected argument '8888'"),
+        pytest.param(
+            ["--pool-size=two"], "bad value for --KernelPools.default_pool_size", marks=slow
+        ),
+        pytest.param(["8888"], "unexpected argument '8888'", marks=slow),
     ],
     ids=["alias", "alias=", "flag", "trait", "class", "provisioner-trait", "value", "positional"],
 )
@@ -56,6 +68,7 @@ def test_serve_refuses_what_it_does_not_understand(
     assert "kernel-broker serve --help-all" in line
 
 
+@slow
 def test_serve_accepts_the_settings_of_a_provisioner(tmp_path: Path) -> None:
     """Provisioner classes load lazily, yet their settings are known: the check lets a
     right one through (this start then fails later, on the missing certificate)."""
@@ -70,6 +83,7 @@ def test_serve_accepts_the_settings_of_a_provisioner(tmp_path: Path) -> None:
     assert done.returncode == 1 and "--certfile" in done.stderr, done.stderr
 
 
+@slow
 def test_an_unknown_setting_in_a_config_file_is_one_line_naming_it(tmp_path: Path) -> None:
     (tmp_path / "broker_config.py").write_text("c.KernelRegistry.max_kernel = 3\n")
     done = kernel_broker(tmp_path, "serve", "--port=0", "--config=broker_config.py")
@@ -87,6 +101,7 @@ def test_an_unknown_command_suggests_the_close_one(tmp_path: Path) -> None:
     )
 
 
+@slow
 def test_run_refuses_an_unknown_option_in_one_line(tmp_path: Path) -> None:
     line = usage_error(kernel_broker(tmp_path, "run", "nb.ipynb", "--otput", "o.ipynb"))
     assert line == (
