@@ -22,6 +22,7 @@ from broker.options import OptionParser, fail
 
 from .agent import TOOL_CHOICES, Agent, AgentConfig
 from .events import Event, TextDelta, ToolFinished, ToolOutputEvent, ToolStarted
+from .files import TransferError
 from .kernel import KernelGone, KernelSession
 from .llm import ChatModel
 from .server import ChatSessions, SessionUnavailable, make_app, run_reaper
@@ -271,7 +272,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(asyncio.run(ask(args, model) if args.command == "ask" else serve(args, model)))
     except openai.APIError as e:  # the model server: say which, what it said, what to change
         print(f"llm-agent: error: {model.explain(e)}", file=sys.stderr)
-    except SessionUnavailable as e:  # the broker: the same words kernel-broker run uses
+    except (SessionUnavailable, TransferError) as e:  # each says what and why in one line
         print(f"llm-agent: error: {e}", file=sys.stderr)
     except BROKER_ERRORS as e:  # the broker failed after the start (a kernel gone, ...)
         why = asyncio.run(

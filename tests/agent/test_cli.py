@@ -115,6 +115,22 @@ def serving(command: list[str], cwd: Path) -> Iterator[str]:
         assert proc.wait(timeout=30) == 0
 
 
+def test_a_missing_download_is_one_line_and_the_answer_is_kept(
+    llm: ScriptedLLM, broker: RunningBroker, tmp_path: Path
+) -> None:
+    llm.add(Turn(content="Nothing to save."))
+    command = agent_command(llm, broker.url, broker.token, "ask", "Hi", "--download", "none.txt")
+    done = run_agent([*command, "--notebook", "chat.ipynb"], tmp_path)
+    assert done.returncode == 1 and done.stdout.strip() == "Nothing to save."
+    *_, saved, error = done.stderr.strip().splitlines()
+    assert saved == "notebook saved to chat.ipynb"
+    assert (
+        error.startswith("llm-agent: error: reading none.txt: FileNotFoundError")
+        and "Traceback" not in done.stderr
+    )
+    assert notebooks(tmp_path) == ["chat.ipynb"]
+
+
 def test_serve_answers_and_shuts_session_kernels_down_on_sigterm(
     llm: ScriptedLLM, broker: RunningBroker, tmp_path: Path
 ) -> None:
