@@ -52,6 +52,13 @@ def unknown_command(prog: str, command: str, usage: str) -> NoReturn:
     fail(prog, f"unknown command {command!r}{close_match(command, known)}", f"{prog} --help")
 
 
+def http_url(value: str) -> str:
+    """argparse type of a server's URL: an empty value (unset) or http(s)://HOST[:PORT]..."""
+    if value and not re.match(r"https?://[^/]", value):
+        raise argparse.ArgumentTypeError(f"{value!r} is not a URL: give http://HOST:PORT/...")
+    return value
+
+
 class OptionParser(argparse.ArgumentParser):
     """argparse whose errors are one line, and whose unknown options get a close match."""
 

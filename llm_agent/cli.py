@@ -18,7 +18,7 @@ from websockets.exceptions import InvalidStatus
 
 from broker.client import BrokerAPIError
 from broker.client.failures import Options, explain
-from broker.options import OptionParser, fail
+from broker.options import OptionParser, fail, http_url
 
 from .agent import TOOL_CHOICES, Agent, AgentConfig
 from .events import Event, TextDelta, ToolFinished, ToolOutputEvent, ToolStarted
@@ -41,6 +41,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
     broker.add_argument(
         "--broker",
         default=env("BROKER_URL", DEFAULT_BROKER),
+        type=http_url,
         help=f"broker base URL (env BROKER_URL; default {DEFAULT_BROKER}, where ./kb serve "
         "listens)",
     )
@@ -52,6 +53,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
     model.add_argument(
         "--base-url",
         default=env("OPENAI_BASE_URL"),
+        type=http_url,
         help="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8080/v1 (env OPENAI_BASE_URL); "
         "required unless an API key is given, which without it means OpenAI's hosted API",
     )

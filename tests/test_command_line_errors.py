@@ -108,3 +108,11 @@ def test_run_refuses_an_unknown_option_in_one_line(tmp_path: Path) -> None:
         "kernel-broker run: error: unknown option --otput; did you mean --output? "
         "(kernel-broker run --help)"
     )
+
+
+@slow
+def test_run_refuses_a_url_without_a_scheme(tmp_path: Path) -> None:
+    line = usage_error(kernel_broker(tmp_path, "run", "nb.ipynb", "--url", "127.0.0.1:8889"))
+    assert line.startswith(
+        "kernel-broker run: error: argument --url: '127.0.0.1:8889' is not a URL"
+    )

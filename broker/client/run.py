@@ -14,7 +14,7 @@ import nbformat
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
 
-from ..options import OptionParser
+from ..options import OptionParser, http_url
 from .embedded import EmbeddedBroker
 from .failures import Options, explain
 from .manager import RemoteKernelManager
@@ -37,6 +37,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument(
         "--url",
         default=os.environ.get("BROKER_URL", ""),
+        type=http_url,
         help="broker base URL (env BROKER_URL); without one, a private broker is started "
         "on 127.0.0.1 and stopped afterwards",
     )

@@ -232,6 +232,12 @@ def test_a_mistyped_option_is_one_line_with_the_close_match(
     )
 
 
+def test_a_broker_url_without_a_scheme_is_one_line(llm: ScriptedLLM, tmp_path: Path) -> None:
+    command = agent_command(llm, "127.0.0.1:8889", "none", "ask", "Hello")
+    line = one_line_error(run_agent(command, tmp_path), status=2)
+    assert line.startswith("llm-agent ask: error: argument --broker: '127.0.0.1:8889' is not a URL")
+
+
 WEAK = "```python\nprint(6 * 7)\n```"  # what a small model answers instead of calling the tool
 
 
