@@ -223,7 +223,9 @@ class Broker(Application):
     def get_default_logging_config(self) -> dict[str, Any]:
         return route_module_loggers(super().get_default_logging_config())
 
-    def _create_loader(self, argv, aliases, flags, classes):  # type: ignore[no-untyped-def]
+    def _create_loader(
+        self, argv: list[str] | None, aliases: dict, flags: dict, classes: Any
+    ) -> StrictLoader:
         """Unknown options are errors: traitlets would only warn and start anyway."""
         return StrictLoader(argv, aliases, flags, classes=classes, log=self.log)
 

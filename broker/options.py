@@ -155,6 +155,8 @@ def _check_value(cls: type[HasTraits], trait: TraitType, value: Any, setting: st
         trait._validate(probe, value)
     except TraitError as e:
         raise UsageError(f"bad value for {setting}: {' '.join(str(e).split())}") from None
+    except Exception:  # noqa: S110 - a validator that needs a built instance judges it later
+        pass
 
 
 def _configurables(load_provisioners: bool = False) -> dict[str, type[Configurable]]:
