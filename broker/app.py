@@ -24,6 +24,7 @@ from .kernelspecs import KernelSpecs
 from .logs import LOG_FORMAT, EventFormatter, route_module_loggers
 from .metrics import Metrics
 from .offered_kernelspecs import OfferedKernelSpecManager, default_refusal, local_kernels_default
+from .options import StrictLoader, UsageError, fail
 from .pools import KernelPools
 from .provisioners.local import BrokerLocalProvisioner
 from .registry import KernelRegistry
@@ -223,8 +224,16 @@ class Broker(Application):
     def get_default_logging_config(self) -> dict[str, Any]:
         return route_module_loggers(super().get_default_logging_config())
 
+    def _create_loader(
+        self, argv: list[str] | None, aliases: dict, flags: dict, classes: Any
+    ) -> StrictLoader:
+        """Unknown options are errors: traitlets would only warn and start anyway."""
+        return StrictLoader(argv, aliases, flags, classes=classes, log=self.log)
+
     def initialize(self, argv: list[str] | None = None) -> None:
         self.parse_command_line(argv)
+        if self.extra_args:
+            raise UsageError(f"unexpected argument {self.extra_args[0]!r}")
         if self.config_file:
             config_file(self, self.config_file)
             self.parse_command_line(argv)  # the command line wins over the file
@@ -350,3 +359,5 @@ def main(argv: list[str] | None = None) -> None:
     except StartupError as e:
         print(f"kernel-broker serve: {e}", file=sys.stderr)
         sys.exit(1)
+    except UsageError as e:
+        fail("kernel-broker serve", str(e), "kernel-broker serve --help-all lists every option")

@@ -26,6 +26,8 @@ from broker.handlers.base import allowed_methods
 
 from ..broker_process import RunningBroker, start_broker
 
+pytestmark = pytest.mark.slow  # every route for every caller, on a broker of its own
+
 TOKENS = {
     "none": None,
     "wrong": "wrong-token-0000",

@@ -29,6 +29,8 @@ import requests
 from ..broker_process import RunningBroker
 from .conftest import module_broker
 
+pytestmark = pytest.mark.slow  # the fuzzing it checks after is slow; its broker is its own
+
 MAX_EXAMPLES = 10
 SEED = 20261203
 MAX_TIMEOUT = 5  # the broker's --ExecutionLimits.max_timeout in this test
@@ -78,7 +80,6 @@ def config_file(directory: Path, kernel_id: str) -> Path:
     return path
 
 
-@pytest.mark.slow
 def test_schemathesis_finds_nothing_in_the_rest_api(
     fuzz_broker: RunningBroker, live_kernel: str, tmp_path: Path, figures: Counter[str]
 ) -> None:
