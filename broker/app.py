@@ -56,7 +56,7 @@ def routes() -> list[tuple[str, type]]:
         (rf"/api/kernels/{_ID}/executions/?", executions.ExecutionsHandler),
         (rf"/api/kernels/{_ID}/executions/(?P<exec_id>[^/]+)", executions.ExecutionHandler),
         (rf"/api/kernels/{_ID}/files/?", files.FilesHandler),
-        (rf"/api/kernels/{_ID}/files/(?P<path>.+)", files.FilesHandler),
+        (rf"/api/kernels/{_ID}/files/(?P<path>.+)", files.FileHandler),
         (rf"/api/kernels/{_ID}/snapshots/?", snapshots.KernelSnapshotsHandler),
         (rf"/api/kernels/{_ID}/restore/?", snapshots.KernelRestoreHandler),
         (r"/api/snapshots/?", snapshots.SnapshotsHandler),

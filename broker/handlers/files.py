@@ -22,7 +22,7 @@ from ..errors import BrokerError
 from ..files.multipart import MultipartUpload
 from ..files.paths import request_path
 from ..files.transfer import KernelFiles, Upload, model
-from .base import CHUNKED_CAP, BaseHandler, log_error
+from .base import CHUNKED_CAP, BaseHandler, allowed_methods, log_error
 
 log = logging.getLogger("broker.files")
 _background: set[asyncio.Task[None]] = set()  # aborts scheduled when a client leaves
@@ -44,7 +44,7 @@ def content_disposition(name: str) -> str:
 
 
 class FilesHandler(BaseHandler):
-    """GET (download or list), PUT (one file), POST (multipart), DELETE."""
+    """The working directory itself: GET lists it, POST uploads files into it (multipart)."""
 
     def initialize(self) -> None:
         super().initialize()
@@ -54,7 +54,7 @@ class FilesHandler(BaseHandler):
     # --- uploads: the body streams into the kernel ----------------------------
 
     async def prepare(self) -> None:
-        if self.request.method not in _UPLOADS:
+        if self.request.method not in _UPLOADS or not self._implements(self.request.method):
             super().prepare()
             return
         limit = self.broker.file_limits.max_upload_bytes
@@ -79,8 +79,12 @@ class FilesHandler(BaseHandler):
         limit = self.broker.file_limits.max_files_per_request
         return MultipartUpload(files, path, content_type, limit)
 
+    @classmethod
+    def _implements(cls, method: str) -> bool:
+        return method in allowed_methods(cls).split(", ")
+
     async def data_received(self, chunk: bytes) -> None:
-        if self.request.method not in _UPLOADS:
+        if self.request.method not in _UPLOADS or not self._implements(self.request.method):
             super().data_received(chunk)
             return
         if self._finished:  # 413 already sent
@@ -116,12 +120,6 @@ class FilesHandler(BaseHandler):
         except BrokerError:
             await _abort(sink, self.request.path)
             raise
-
-    async def put(self, kernel_id: str, path: str = "") -> None:
-        doc = await self._committed()
-        log.info("file written kernel=%s path=%s bytes=%d", kernel_id, doc["path"], doc["size"])
-        self.set_header("Location", f"/api/kernels/{quote(kernel_id)}/files/{quote(doc['path'])}")
-        self.write_json(doc, status=201 if doc["created"] else 200)
 
     async def post(self, kernel_id: str, path: str = "") -> None:
         docs = await self._committed()
@@ -169,6 +167,17 @@ class FilesHandler(BaseHandler):
             return
         log.info("file read kernel=%s path=%s bytes=%d", kernel_id, rel, doc["size"])
         self.finish()
+
+
+class FileHandler(FilesHandler):
+    """A path inside the working directory: GET downloads a file or lists a directory,
+    PUT writes one file from the raw body, POST uploads into a directory, DELETE."""
+
+    async def put(self, kernel_id: str, path: str = "") -> None:
+        doc = await self._committed()
+        log.info("file written kernel=%s path=%s bytes=%d", kernel_id, doc["path"], doc["size"])
+        self.set_header("Location", f"/api/kernels/{quote(kernel_id)}/files/{quote(doc['path'])}")
+        self.write_json(doc, status=201 if doc["created"] else 200)
 
     async def delete(self, kernel_id: str, path: str = "") -> None:
         files = await self._files(kernel_id)
