@@ -107,7 +107,7 @@ async def upload_files(
 def _part_header(boundary: str, name: str) -> bytes:
     if any(c in name for c in "\r\n\0"):
         raise ValueError(f"file name {name!r} holds a line break or NUL")
-    quoted = name.replace("\\", "\\\\").replace('"', "%22")
+    quoted = name.replace('"', "%22")  # as browsers encode it (WHATWG form submission)
     return (
         f"--{boundary}\r\n"
         f'Content-Disposition: form-data; name="file"; filename="{quoted}"\r\n'
