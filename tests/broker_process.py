@@ -83,6 +83,13 @@ class RunningBroker:
     def stdout(self, kernel_id: str, code: str) -> str:
         return "".join(e["text"] for e in self.execute(kernel_id, code) if e["type"] == "stdout")
 
+    def files_left(self, kernel_id: str, token: str | None = None) -> list[str]:
+        """Every name in the kernel's working directory, hidden ones too, as the kernel sees
+        them after everything sent to it before (the file API's clean-up included)."""
+        code = "import os, json; print(json.dumps(sorted(os.listdir())))"
+        events = self.execute(kernel_id, code, token)
+        return json.loads("".join(e["text"] for e in events if e["type"] == "stdout"))
+
     def delete_kernel(self, kernel_id: str, token: str | None = None) -> None:
         self.request("DELETE", f"/api/kernels/{kernel_id}", token=token)
 

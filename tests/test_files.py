@@ -154,7 +154,7 @@ def test_multipart_part_without_filename_is_400_and_writes_nothing(
     )
     assert r.status_code == 400
     assert "no filename" in r.json()["message"]
-    assert sorted(os.listdir(workdir)) == []
+    assert broker.files_left(kernel) == []
 
 
 def test_post_that_is_not_multipart_is_400(broker: RunningBroker, kernel: str) -> None:
@@ -171,7 +171,7 @@ def test_truncated_multipart_is_400_and_writes_nothing(
     r = broker.session.post(broker.url + files(kernel), data=body, headers=headers)
     assert r.status_code == 400
     assert "closing boundary" in r.json()["message"]
-    assert os.listdir(workdir) == []  # not even the temporary file
+    assert broker.files_left(kernel) == []  # not even the temporary file
 
 
 # --- listing and deleting ---------------------------------------------------------
@@ -320,6 +320,19 @@ def test_transfers_leave_history_and_execution_count_alone(
     assert after[-1]["execution_count"] == before[-1]["execution_count"] + 1
     result = next(e for e in after if e["type"] == "execute_result")
     assert result["data"]["text/plain"] == str(before[-1]["execution_count"] + 2)
+
+
+def test_a_transfer_waits_for_the_code_the_kernel_is_running(
+    broker: RunningBroker, kernel: str, workdir: Path
+) -> None:
+    code = "import time; time.sleep(1); open('order.txt', 'w').write('code')"
+    run = broker.request(
+        "POST", f"/api/kernels/{kernel}/execute", {"code": code, "background": True}
+    )
+    assert run.status_code == 202
+    put = broker.request("PUT", files(kernel, "order.txt"), data=b"upload")
+    assert (put.status_code, put.json()["created"]) == (200, False)  # the code wrote it first
+    assert (workdir / "order.txt").read_bytes() == b"upload"
 
 
 async def test_other_clients_see_only_busy_and_idle(broker: RunningBroker, kernel: str) -> None:

@@ -1,9 +1,9 @@
 """The file API's limits and owners: 413s, truncated listings, other users' kernels,
-a kernel without a file helper, and a download whose file changes under it.
+a kernel without a file helper, a busy kernel, and a download whose file changes under it.
 
 One broker with a users file, small limits (100 kB uploads, 64 KiB chunks, 5 listing
-entries, 3 files per form) so that each limit is cheap to reach, and an echo kernel
-(tests/echo_kernel.py) as a kernel of another language.
+entries, 3 files per form, 5 s per kernel call) so that each limit is cheap to reach,
+and an echo kernel (tests/echo_kernel.py) as a kernel of another language.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from .broker_process import RunningBroker, start_users_broker
 USERS = {"users": [{"name": "alice", "token": "alice"}, {"name": "bob", "token": "bob"}]}
 MAX_UPLOAD = 100_000
 CHUNK = 65_536
+TIMEOUT = 5  # seconds a kernel has to answer each file call
 
 
 @pytest.fixture(scope="module")
@@ -41,6 +42,7 @@ def limited(tmp_path_factory, broker_env, spec_root) -> Iterator[RunningBroker]:
         f"--FileLimits.chunk_bytes={CHUNK}",
         "--FileLimits.max_list_entries=5",
         "--FileLimits.max_files_per_request=3",
+        f"--FileLimits.timeout={TIMEOUT}",
         env=env,
     )
     yield broker
@@ -85,7 +87,7 @@ def test_upload_over_the_limit_is_413_naming_the_setting(
     limited: RunningBroker, kernel: str, workdir: Path
 ) -> None:
     assert_too_large(limited.request("PUT", files(kernel, "big"), data=b"x" * (MAX_UPLOAD + 1)))
-    assert os.listdir(workdir) == []
+    assert limited.files_left(kernel) == []
 
 
 def test_chunked_upload_over_the_limit_is_413(
@@ -96,7 +98,7 @@ def test_chunked_upload_over_the_limit_is_413(
             yield b"x" * 40_000
 
     assert_too_large(limited.request("PUT", files(kernel, "big"), data=body()))
-    assert os.listdir(workdir) == []
+    assert limited.files_left(kernel) == []
 
 
 def test_multipart_over_the_limit_is_413(
@@ -104,7 +106,7 @@ def test_multipart_over_the_limit_is_413(
 ) -> None:
     parts = [("f", ("a.bin", b"a" * 60_000)), ("f", ("b.bin", b"b" * 60_000))]
     assert_too_large(limited.request("POST", files(kernel), files=parts))
-    assert os.listdir(workdir) == []
+    assert limited.files_left(kernel) == []
 
 
 def test_more_files_than_allowed_is_400_naming_the_setting(
@@ -114,7 +116,7 @@ def test_more_files_than_allowed_is_400_naming_the_setting(
     r = limited.request("POST", files(kernel), files=parts)
     assert r.status_code == 400
     assert "--FileLimits.max_files_per_request" in r.json()["message"]
-    assert os.listdir(workdir) == []
+    assert limited.files_left(kernel) == []
 
 
 def test_listing_stops_at_max_list_entries(
@@ -141,7 +143,7 @@ def test_another_users_kernel_is_404_and_untouched(
         r = limited.request(method, files(kernel, path), token="bob", **kw)
         assert r.status_code == 404, (method, path)
         assert kernel in r.json()["message"]
-    assert os.listdir(workdir) == ["mine.txt"]
+    assert limited.files_left(kernel) == ["mine.txt"]
     assert (workdir / "mine.txt").read_text() == "alice's"
 
 
@@ -176,3 +178,19 @@ def test_a_file_changed_during_its_download_is_cut_short(
     assert "download cut short" in limited.log() and "changed while it was downloaded" in (
         limited.log()
     )
+
+
+def test_a_busy_kernel_is_504_naming_the_setting_and_leaves_no_upload_behind(
+    limited: RunningBroker, kernel: str
+) -> None:
+    code = f"import time; time.sleep({TIMEOUT + 2})"
+    run = limited.request(
+        "POST", f"/api/kernels/{kernel}/execute", {"code": code, "background": True}
+    )
+    assert run.status_code == 202
+    r = limited.request("PUT", files(kernel, "late.txt"), data=b"x")
+    assert r.status_code == 504
+    assert f"{TIMEOUT} s (--FileLimits.timeout)" in r.json()["message"]
+    # Once the sleep ends, the kernel still runs the upload's first call (it makes the
+    # temporary file), then the clean-up the broker queued behind it.
+    assert limited.files_left(kernel) == []
