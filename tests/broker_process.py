@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -107,6 +108,16 @@ class RunningBroker:
                 self.proc.wait()
         self.session.close()
         return self.proc.returncode
+
+
+@contextlib.contextmanager
+def kernel_in(broker: RunningBroker, workdir: Path) -> Iterator[str]:
+    """A kernel of ``broker`` whose working directory is ``workdir``; shut down after."""
+    kernel_id = broker.start_kernel(KERNEL_WORKING_DIR=str(workdir))
+    try:
+        yield kernel_id
+    finally:
+        broker.delete_kernel(kernel_id)
 
 
 def start_broker(

@@ -20,25 +20,17 @@ import pytest
 
 from broker.client import ChannelsConnection
 
-from .broker_process import RunningBroker
+from .broker_process import RunningBroker, kernel_in
 
 ISO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
 BINARY = bytes(range(256)) * 300 + b"\x00\r\n\xff"
 
 
 @pytest.fixture
-def workdir(tmp_path: Path) -> Path:
-    path = tmp_path / "work"
-    path.mkdir()
-    return path
-
-
-@pytest.fixture
 def kernel(broker: RunningBroker, workdir: Path) -> Iterator[str]:
-    """A fresh kernel whose working directory is ``workdir``."""
-    kernel_id = broker.start_kernel(KERNEL_WORKING_DIR=str(workdir))
-    yield kernel_id
-    broker.delete_kernel(kernel_id)
+    """A fresh kernel working in ``workdir``."""
+    with kernel_in(broker, workdir) as kernel_id:
+        yield kernel_id
 
 
 def files(kernel_id: str, path: str = "") -> str:

@@ -12,23 +12,16 @@ import pytest
 from broker.client import BrokerAPIError, BrokerREST
 from broker.client import files as kfiles
 
-from .broker_process import RunningBroker
+from .broker_process import RunningBroker, kernel_in
 
 DATA = bytes(range(256)) * 1000
 
 
 @pytest.fixture
-def workdir(tmp_path: Path) -> Path:
-    path = tmp_path / "work"
-    path.mkdir()
-    return path
-
-
-@pytest.fixture
 def kernel(broker: RunningBroker, workdir: Path) -> Iterator[str]:
-    kernel_id = broker.start_kernel(KERNEL_WORKING_DIR=str(workdir))
-    yield kernel_id
-    broker.delete_kernel(kernel_id)
+    """A fresh kernel working in ``workdir``."""
+    with kernel_in(broker, workdir) as kernel_id:
+        yield kernel_id
 
 
 @pytest.fixture

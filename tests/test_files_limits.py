@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from .broker_process import RunningBroker, start_users_broker
+from .broker_process import RunningBroker, kernel_in, start_users_broker
 
 USERS = {"users": [{"name": "alice", "token": "alice"}, {"name": "bob", "token": "bob"}]}
 MAX_UPLOAD = 100_000
@@ -50,18 +50,10 @@ def limited(tmp_path_factory, broker_env, spec_root) -> Iterator[RunningBroker]:
 
 
 @pytest.fixture
-def workdir(tmp_path: Path) -> Path:
-    path = tmp_path / "work"
-    path.mkdir()
-    return path
-
-
-@pytest.fixture
 def kernel(limited: RunningBroker, workdir: Path) -> Iterator[str]:
     """Alice's kernel, working in ``workdir``."""
-    kernel_id = limited.start_kernel(KERNEL_WORKING_DIR=str(workdir))
-    yield kernel_id
-    limited.delete_kernel(kernel_id)
+    with kernel_in(limited, workdir) as kernel_id:
+        yield kernel_id
 
 
 def files(kernel_id: str, path: str = "") -> str:

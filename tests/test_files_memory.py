@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from .broker_process import RunningBroker, start_broker
+from .broker_process import RunningBroker, kernel_in, start_broker
 
 pytestmark = pytest.mark.slow
 
@@ -77,17 +77,10 @@ def memory_broker(tmp_path_factory, broker_env) -> Iterator[RunningBroker]:
 
 
 @pytest.fixture
-def workdir(tmp_path: Path) -> Path:
-    path = tmp_path / "work"
-    path.mkdir()
-    return path
-
-
-@pytest.fixture
 def kernel(memory_broker: RunningBroker, workdir: Path) -> Iterator[str]:
-    kernel_id = memory_broker.start_kernel(KERNEL_WORKING_DIR=str(workdir))
-    yield kernel_id
-    memory_broker.delete_kernel(kernel_id)
+    """A kernel of the measured broker, working in ``workdir``."""
+    with kernel_in(memory_broker, workdir) as kernel_id:
+        yield kernel_id
 
 
 def sha256_of(path: Path) -> str:
