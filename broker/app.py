@@ -19,11 +19,13 @@ from traitlets.config import Application
 from . import __version__
 from .auth import Authenticator
 from .executions import ExecutionLimits
-from .handlers import api, channels, executions, kernels, sessions, snapshots
+from .files.limits import FileLimits
+from .handlers import api, channels, executions, files, kernels, sessions, snapshots
 from .kernelspecs import KernelSpecs
 from .logs import LOG_FORMAT, EventFormatter, route_module_loggers
 from .metrics import Metrics
 from .offered_kernelspecs import OfferedKernelSpecManager, default_refusal, local_kernels_default
+from .options import StrictLoader, UsageError, fail
 from .pools import KernelPools
 from .provisioners.local import BrokerLocalProvisioner
 from .registry import KernelRegistry
@@ -56,6 +58,8 @@ def routes() -> list[tuple[str, type]]:
         (rf"/api/kernels/{_ID}/execute", executions.ExecuteHandler),
         (rf"/api/kernels/{_ID}/executions/?", executions.ExecutionsHandler),
         (rf"/api/kernels/{_ID}/executions/(?P<exec_id>[^/]+)", executions.ExecutionHandler),
+        (rf"/api/kernels/{_ID}/files/?", files.FilesHandler),
+        (rf"/api/kernels/{_ID}/files/(?P<path>.+)", files.FileHandler),
         (rf"/api/kernels/{_ID}/snapshots/?", snapshots.KernelSnapshotsHandler),
         (rf"/api/kernels/{_ID}/restore/?", snapshots.KernelRestoreHandler),
         (r"/api/snapshots/?", snapshots.SnapshotsHandler),
@@ -176,6 +180,7 @@ class Broker(Application):
         StateDir,
         KernelShutdown,
         ExecutionLimits,
+        FileLimits,
         KernelPools,
         Replicas,
         SnapshotStore,
@@ -231,8 +236,16 @@ class Broker(Application):
     def get_default_logging_config(self) -> dict[str, Any]:
         return route_module_loggers(super().get_default_logging_config())
 
+    def _create_loader(
+        self, argv: list[str] | None, aliases: dict, flags: dict, classes: Any
+    ) -> StrictLoader:
+        """Unknown options are errors: traitlets would only warn and start anyway."""
+        return StrictLoader(argv, aliases, flags, classes=classes, log=self.log)
+
     def initialize(self, argv: list[str] | None = None) -> None:
         self.parse_command_line(argv)
+        if self.extra_args:
+            raise UsageError(f"unexpected argument {self.extra_args[0]!r}")
         if self.config_file:
             config_file(self, self.config_file)
             self.parse_command_line(argv)  # the command line wins over the file
@@ -250,6 +263,7 @@ class Broker(Application):
             raise StartupError(refused)
         self.specs = KernelSpecs(manager, self.default_kernel_name)
         self.execution_limits = ExecutionLimits(parent=self)
+        self.file_limits = FileLimits(parent=self)
 
     def _make_auth(self) -> Authenticator:
         if self.no_auth:
@@ -375,3 +389,5 @@ def main(argv: list[str] | None = None) -> None:
     except StartupError as e:
         print(f"kernel-broker serve: {e}", file=sys.stderr)
         sys.exit(1)
+    except UsageError as e:
+        fail("kernel-broker serve", str(e), "kernel-broker serve --help-all lists every option")

@@ -23,6 +23,10 @@ def main(argv: list[str] | None = None) -> None:
         from .client.run import main as run
 
         run(rest)
+    elif command and command not in ("-h", "--help"):
+        from .options import unknown_command
+
+        unknown_command("kernel-broker", command, USAGE)
     else:
         print(USAGE, file=sys.stderr)
-        sys.exit(0 if command in ("-h", "--help") else 2)
+        sys.exit(0 if command else 2)

@@ -21,6 +21,7 @@ from traitlets.config import Application
 from traitlets.config.loader import JSONFileConfigLoader, PyFileConfigLoader
 
 from .auth import Authenticator
+from .options import UsageError, check_config
 
 
 class StartupError(Exception):
@@ -114,9 +115,14 @@ def config_file(app: Application, path: str) -> None:
     loader = JSONFileConfigLoader if path.endswith(".json") else PyFileConfigLoader
     directory, name = os.path.split(os.path.abspath(path))
     try:
-        app.update_config(loader(name, path=directory, log=app.log).load_config())
+        loaded = loader(name, path=directory, log=app.log).load_config()
     except Exception as e:  # the file's own code may raise anything: show it in one line
         raise StartupError(f"config file {path} failed to load: {_one_line(e)}") from None
+    try:
+        check_config(loaded, "c.{}")
+    except UsageError as e:
+        raise StartupError(f"config file {path}: {e}") from None
+    app.update_config(loaded)
 
 
 def _one_line(e: BaseException) -> str:

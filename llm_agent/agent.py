@@ -47,6 +47,9 @@ PYTHON_TOOL = {
 }
 
 
+TOOL_CHOICES = ("auto", "required", "required-first", "none")
+
+
 @dataclass
 class AgentConfig:
     """How the agent treats the model and the kernel."""
@@ -56,6 +59,16 @@ class AgentConfig:
     max_output_chars: int = 8000  # tool output kept, head and tail
     max_image_bytes: int = 256 * 1024  # images are downscaled under this
     max_tool_rounds: int = 20  # model turns with tool calls before forcing an answer
+    # "auto" (the server decides), "required", "none", or "required-first": a tool call is
+    # required in a question's first round, then auto (small models that would answer
+    # with code in markdown instead of calling the tool)
+    tool_choice: str = "auto"
+
+    def __post_init__(self) -> None:
+        if self.tool_choice not in TOOL_CHOICES:
+            choices = ", ".join(TOOL_CHOICES)
+            raise ValueError(f"tool_choice must be one of {choices}, not {self.tool_choice!r}")
+
     system_prompt: str = SYSTEM_PROMPT
 
 
@@ -88,8 +101,7 @@ class Agent:
 
     async def download(self, remote_path: str, local: Path) -> Path:
         """Copy a file the code produced out of the kernel's filesystem."""
-        local.write_bytes(await files.download(self.kernel, remote_path))
-        return local
+        return await files.download_file(self.kernel, remote_path, local)
 
     async def ask(self, question: str, on_event: EventHandler | None = None) -> str:
         """Run the tool loop for one user message; returns the final answer."""
@@ -99,9 +111,12 @@ class Agent:
             question += "\n\nFiles uploaded to the working directory: " + ", ".join(self._uploaded)
             self._uploaded.clear()
         self.messages.append({"role": "user", "content": question})
-        for _ in range(self.config.max_tool_rounds):
+        for round_ in range(self.config.max_tool_rounds):
             reply = await self.model.complete(
-                self.messages, [PYTHON_TOOL], lambda t: emit(TextDelta(t))
+                self.messages,
+                [PYTHON_TOOL],
+                lambda t: emit(TextDelta(t)),
+                tool_choice=_tool_choice(self.config.tool_choice, round_),
             )
             self.messages.append(reply.message())
             if not reply.tool_calls:
@@ -173,6 +188,14 @@ class Agent:
     async def close(self) -> None:
         """Close the kernel session (the model client may be shared, so it stays open)."""
         await self.kernel.close()
+
+
+def _tool_choice(setting: str, round_: int) -> str | None:
+    """The Chat Completions ``tool_choice`` of a round; None for auto (the server's default,
+    and what servers that do not know the field expect)."""
+    if setting == "required-first":
+        return "required" if round_ == 0 else None
+    return None if setting == "auto" else setting
 
 
 def _code_of(call: ToolCall) -> tuple[str, str]:

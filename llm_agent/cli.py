@@ -14,14 +14,25 @@ from pathlib import Path
 import openai
 from tornado import netutil
 from tornado.httpserver import HTTPServer
+from websockets.exceptions import InvalidStatus
 
 from broker.client import BrokerAPIError
+from broker.client.failures import Options, explain
+from broker.options import OptionParser, fail, http_url
 
-from .agent import Agent, AgentConfig
+from .agent import TOOL_CHOICES, Agent, AgentConfig
 from .events import Event, TextDelta, ToolFinished, ToolOutputEvent, ToolStarted
-from .kernel import KernelSession
+from .files import TransferError
+from .kernel import KernelGone, KernelSession
 from .llm import ChatModel
-from .server import ChatSessions, make_app, run_reaper
+from .server import ChatSessions, SessionUnavailable, make_app, run_reaper
+
+# `./kb serve` listens there; how this program spells the settings an error may point to
+DEFAULT_BROKER = "http://127.0.0.1:8889"
+BROKER_OPTIONS = Options(
+    url="--broker or BROKER_URL", token="--token or BROKER_TOKEN", kernel="--kernel-name"
+)
+BROKER_ERRORS = (BrokerAPIError, OSError, InvalidStatus, KernelGone)
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -29,8 +40,10 @@ def _common(parser: argparse.ArgumentParser) -> None:
     broker = parser.add_argument_group("broker")
     broker.add_argument(
         "--broker",
-        default=env("BROKER_URL", "http://127.0.0.1:8888"),
-        help="broker base URL (env BROKER_URL)",
+        default=env("BROKER_URL", DEFAULT_BROKER),
+        type=http_url,
+        help=f"broker base URL (env BROKER_URL; default {DEFAULT_BROKER}, where ./kb serve "
+        "listens)",
     )
     broker.add_argument(
         "--token", default=env("BROKER_TOKEN"), help="broker token (env BROKER_TOKEN)"
@@ -40,7 +53,9 @@ def _common(parser: argparse.ArgumentParser) -> None:
     model.add_argument(
         "--base-url",
         default=env("OPENAI_BASE_URL"),
-        help="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1 (env OPENAI_BASE_URL)",
+        type=http_url,
+        help="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8080/v1 (env OPENAI_BASE_URL); "
+        "required unless an API key is given, which without it means OpenAI's hosted API",
     )
     model.add_argument(
         "--model",
@@ -63,6 +78,14 @@ def _common(parser: argparse.ArgumentParser) -> None:
         default=True,
         help="stream completions (default on)",
     )
+    model.add_argument(
+        "--tool-choice",
+        choices=TOOL_CHOICES,
+        default="auto",
+        help="whether the model must call the python tool: auto (the server decides, the "
+        "default), required (every round), required-first (a question's first round: for "
+        "small models that answer with code in markdown), none",
+    )
     model.add_argument("--max-retries", type=int, default=4, help="retries of transient errors")
     limits = parser.add_argument_group("limits")
     limits.add_argument("--timeout", type=float, default=120.0, help="seconds per code run")
@@ -71,7 +94,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="llm-agent", description=__doc__)
+    parser = OptionParser(prog="llm-agent", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     ask = commands.add_parser("ask", help="answer one question, running code on a broker kernel")
     ask.add_argument("question")
@@ -111,14 +134,32 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _check(args: argparse.Namespace) -> None:
+    """Refuse, before anything starts, what would fail later or go where nobody meant."""
+    prog = f"llm-agent {args.command}"
+    if not args.base_url and not args.api_key:
+        fail(
+            prog,
+            "no model server: give its /v1 URL with --base-url or OPENAI_BASE_URL (llama.cpp's "
+            "llama-server: http://127.0.0.1:8080/v1); for OpenAI's hosted API set OPENAI_API_KEY",
+            f"{prog} --help",
+        )
+    for path in getattr(args, "file", []):
+        if not path.is_file():
+            fail(prog, f"--file {path}: no such file", f"{prog} --help")
+
+
 def _model(args: argparse.Namespace) -> ChatModel:
-    return ChatModel(
+    model = ChatModel(
         args.model,
         base_url=args.base_url,
         api_key=args.api_key,
         stream=args.stream,
         max_retries=args.max_retries,
     )
+    if not args.base_url:  # only a key was given: say where it goes
+        print(f"llm-agent: no --base-url: using {model.client.base_url}", file=sys.stderr)
+    return model
 
 
 def _config(args: argparse.Namespace) -> AgentConfig:
@@ -127,11 +168,17 @@ def _config(args: argparse.Namespace) -> AgentConfig:
         exec_timeout=args.timeout,
         max_output_chars=args.max_output_chars,
         max_tool_rounds=args.max_rounds,
+        tool_choice=args.tool_choice,
     )
 
 
 async def _start_agent(args: argparse.Namespace, model: ChatModel) -> Agent:
-    kernel = await KernelSession.start(args.broker, args.token, kernel_name=args.kernel_name)
+    try:
+        kernel = await KernelSession.start(args.broker, args.token, kernel_name=args.kernel_name)
+    except BROKER_ERRORS as e:
+        kernel_name = args.kernel_name or ""
+        why = await explain(e, args.broker, args.token, BROKER_OPTIONS, kernel_name)
+        raise SessionUnavailable(why) from e
     return Agent(model, kernel, _config(args))
 
 
@@ -151,34 +198,54 @@ def _show(event: Event) -> None:
         print(f"--- tool call {event.call_id} did not succeed ---", file=sys.stderr)
 
 
-async def ask(args: argparse.Namespace) -> int:
-    model = _model(args)
+async def ask(args: argparse.Namespace, model: ChatModel) -> int:
     try:
         agent = await _start_agent(args, model)
     except BaseException:
         await model.close()
         raise
+    answered = False
     try:
         for path in args.file:
             await agent.upload(path)
         await agent.ask(args.question, _show)
+        answered = True
         print()
         for name in args.download:
             saved = await agent.download(name, Path(Path(name).name))
             print(f"downloaded {name} to {saved}", file=sys.stderr)
     finally:
-        notebook = args.notebook or Path(f"llm-agent-{datetime.now():%Y%m%d-%H%M%S}.ipynb")
-        agent.transcript.save(notebook)
-        print(f"notebook saved to {notebook}", file=sys.stderr)
+        _save_transcript(agent, args.notebook, answered)
         await agent.close()
         await model.close()
     return 0
 
 
-async def serve(args: argparse.Namespace) -> int:
-    model = _model(args)  # one client (and connection pool) for every session
+def _save_transcript(agent: Agent, path: Path | None, answered: bool) -> None:
+    """The notebook of an answered question; of a failed one only where the user named a
+    --notebook and code ran (a failed ask leaves no llm-agent-*.ipynb behind)."""
+    if answered:
+        notebook = path or Path(f"llm-agent-{datetime.now():%Y%m%d-%H%M%S}.ipynb")
+        agent.transcript.save(notebook)
+        print(f"notebook saved to {notebook}", file=sys.stderr)
+    elif path is not None and agent.transcript.ran_code:
+        agent.transcript.save(path)
+        print(f"partial notebook saved to {path}", file=sys.stderr)
+
+
+async def serve(args: argparse.Namespace, model: ChatModel) -> int:
+    """The chat endpoint; ``model`` is one client (and connection pool) for every session."""
     sessions = ChatSessions(lambda: _start_agent(args, model), args.idle_timeout, args.max_sessions)
-    sockets = netutil.bind_sockets(args.port, args.ip)
+    try:
+        sockets = netutil.bind_sockets(args.port, args.ip)
+    except OSError as e:
+        print(
+            f"llm-agent serve: error: cannot listen on {args.ip}:{args.port} ({e.strerror}): "
+            "give another --port (0 picks a free one)",
+            file=sys.stderr,
+        )
+        await model.close()
+        return 1
     server = HTTPServer(make_app(sessions, args.auth_token))
     server.add_sockets(sockets)
     port = sockets[0].getsockname()[1]
@@ -198,12 +265,22 @@ async def serve(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> None:
     args = _parser().parse_args(argv)
+    _check(args)
     logging.basicConfig(
         level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s"
     )
+    model = _model(args)
     try:
-        sys.exit(asyncio.run(ask(args) if args.command == "ask" else serve(args)))
-    except (BrokerAPIError, OSError, openai.APIError) as e:
-        # a refused connection or an error status: say what failed, without a traceback
-        print(f"llm-agent: error: {type(e).__name__}: {e}", file=sys.stderr)
-        sys.exit(1)
+        sys.exit(asyncio.run(ask(args, model) if args.command == "ask" else serve(args, model)))
+    except openai.APIError as e:  # the model server: say which, what it said, what to change
+        print(f"llm-agent: error: {model.explain(e)}", file=sys.stderr)
+    except (SessionUnavailable, TransferError) as e:  # each says what and why in one line
+        print(f"llm-agent: error: {e}", file=sys.stderr)
+    except BROKER_ERRORS as e:  # the broker failed after the start (a kernel gone, ...)
+        why = asyncio.run(
+            explain(e, args.broker, args.token, BROKER_OPTIONS, args.kernel_name or "")
+        )
+        print(f"llm-agent: error: {why}", file=sys.stderr)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    sys.exit(1)

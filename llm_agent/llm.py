@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import openai
 from openai import AsyncOpenAI
 
 TextCallback = Callable[[str], Awaitable[None] | None]
@@ -81,11 +82,18 @@ class ChatModel:
         messages: list[dict[str, Any]],
         tools: list[dict[str, Any]],
         on_text: TextCallback | None = None,
+        tool_choice: str | None = None,
     ) -> Reply:
-        """One assistant turn; ``on_text`` receives text deltas as they stream in."""
+        """One assistant turn; ``on_text`` receives text deltas as they stream in.
+
+        ``tool_choice`` ("required", "none", "auto") is sent only with tools: OpenAI's
+        API rejects it without them; None leaves the choice to the server ("auto").
+        """
         kwargs: dict[str, Any] = {"model": self.model, "messages": messages, **self.extra}
         if tools:  # an empty list is rejected by OpenAI's API
             kwargs["tools"] = tools
+            if tool_choice is not None:
+                kwargs["tool_choice"] = tool_choice
         if not self.stream:
             response = await self.client.chat.completions.create(**kwargs)
             choice = response.choices[0]
@@ -102,6 +110,30 @@ class ChatModel:
 
     async def close(self) -> None:
         await self.client.close()
+
+    def explain(self, error: openai.APIError) -> str:
+        """One line for a failed call: which server, what it said, which option to change."""
+        url = str(self.client.base_url).rstrip("/")
+        if isinstance(error, openai.APIConnectionError):
+            cause = error.__cause__ or error
+            return (
+                f"cannot reach the model server at {url} ({type(cause).__name__}: {cause}): "
+                "start it, or give its /v1 URL with --base-url or OPENAI_BASE_URL"
+            )
+        if isinstance(error, openai.AuthenticationError):
+            return (
+                f"the model server at {url} refused the API key (401): "
+                "give it with --api-key or OPENAI_API_KEY"
+            )
+        if isinstance(error, openai.NotFoundError):
+            return (
+                f"the model server at {url} answered 404 ({error.message}): check --model, "
+                "and that --base-url ends in /v1"
+            )
+        status = getattr(error, "status_code", None)
+        body = error.body if isinstance(error.body, dict) else {}
+        said = " ".join(str(body.get("message") or error.message).split())
+        return f"the model server at {url} answered {status or 'an error'}: {said}"
 
 
 async def _call(callback: TextCallback, text: str) -> None:

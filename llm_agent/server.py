@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import nbformat
+import openai
 from tornado import iostream, web
 
 from .agent import Agent
@@ -28,6 +29,10 @@ from .events import Event, event_json
 log = logging.getLogger("llm_agent.server")
 
 AgentFactory = Callable[[], Awaitable[Agent]]
+
+
+class SessionUnavailable(Exception):
+    """A session's kernel could not be started; the message says why and what to change."""
 
 
 @dataclass
@@ -125,7 +130,10 @@ class ChatHandler(_Base):
             session_id = str(body.get("session_id") or uuid.uuid4().hex)
         except (ValueError, KeyError, TypeError):
             raise web.HTTPError(400, 'send {"message": "...", "session_id": optional}') from None
-        session = await self.sessions.get_or_create(session_id)
+        try:
+            session = await self.sessions.get_or_create(session_id)
+        except SessionUnavailable as e:  # the broker: a gateway's error, saying which and why
+            raise web.HTTPError(502, str(e)) from None
         if session.lock.locked():
             raise web.HTTPError(409, "this session is still answering a previous message")
         async with session.lock:
@@ -136,7 +144,12 @@ class ChatHandler(_Base):
                 await session.agent.ask(message, self._on_event)
             except Exception as e:  # the stream has started: report in-band, then end it
                 log.exception("chat session %s failed", session_id)
-                await self._send("error", {"message": f"{type(e).__name__}: {e}"})
+                message = (
+                    session.agent.model.explain(e)
+                    if isinstance(e, openai.APIError)
+                    else f"{type(e).__name__}: {e}"
+                )
+                await self._send("error", {"message": message})
             await self._send("done", {})
             session.last_used = time.monotonic()
 

@@ -52,6 +52,11 @@ class Transcript:
         if notice:
             self.add_markdown(f"*{notice}*")
 
+    @property
+    def ran_code(self) -> bool:
+        """Whether the conversation ran any code (a transcript worth keeping)."""
+        return any(cell.cell_type == "code" for cell in self.notebook.cells)
+
     def save(self, path: Path) -> Path:
         """Validate and write the notebook (nbformat 4)."""
         nbformat.validate(self.notebook)

@@ -13,6 +13,8 @@ from broker.auth import user_names
 
 from .broker_process import RunningBroker, start_users_broker
 
+pytestmark = pytest.mark.slow  # a broker of its own
+
 # The process_proxy stanza of EG's system-architecture documentation, unchanged; the argv
 # is a local ipykernel so that an authorized start can run here.
 EG_STANZA = {

@@ -98,6 +98,7 @@ def lab_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningBrok
     running.stop()
 
 
+@pytest.mark.slow  # a broker of its own
 def test_origin_the_operator_allows_connects(lab_broker: RunningBroker) -> None:
     kernel = lab_broker.start_kernel()
     try:

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # a broker process per case
+
 
 def serve(tmp: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
     """``python -m broker serve ARGS`` in ``tmp``, which must fail before it listens."""

@@ -33,8 +33,13 @@ class Progress:
         self.tty = self.stream.isatty()
         self.total = sum(1 for c in nb.cells if is_code(c))
         self.done = 0
-        self.current: int | None = None
+        self.current: int | None = None  # numbered from 1, as JupyterLab shows cells
         self._started = 0.0
+
+    @property
+    def started(self) -> bool:
+        """Whether any cell began to run (so the notebook holds something new)."""
+        return self.current is not None
 
     def message(self, text: str) -> None:
         self.stream.write(text + "\n")
@@ -43,10 +48,10 @@ class Progress:
     def _label(self, cell: NotebookNode, index: int) -> str:
         first = cell.source.strip().splitlines()[0]
         first = first if len(first) <= 50 else first[:49] + "…"
-        return f"[{self.done + 1}/{self.total}] cell {index}: {first}"
+        return f"[{self.done + 1}/{self.total}] cell {index + 1}: {first}"
 
     def on_cell_execute(self, cell: NotebookNode, cell_index: int, **_: Any) -> None:
-        self.current = cell_index
+        self.current = cell_index + 1
         self._started = time.monotonic()
         if self.tty:
             self.stream.write(self._label(cell, cell_index) + " …")

@@ -14,7 +14,9 @@ import nbformat
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
 
+from ..options import OptionParser, http_url
 from .embedded import EmbeddedBroker
+from .failures import Options, explain
 from .manager import RemoteKernelManager
 from .parameters import inject_parameters, parse_value
 from .progress import Progress, plain
@@ -23,10 +25,11 @@ from .progress import Progress, plain
 EXIT_CELL_ERROR = 1
 EXIT_USAGE = 2
 EXIT_KERNEL_FAILED = 3
+RUN_OPTIONS = Options(url="--url or BROKER_URL", token="--token or BROKER_TOKEN", kernel="--kernel")
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
-    p = argparse.ArgumentParser(
+    p = OptionParser(
         prog="kernel-broker run",
         description="Execute a notebook on a broker kernel and write the executed notebook.",
     )
@@ -34,6 +37,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument(
         "--url",
         default=os.environ.get("BROKER_URL", ""),
+        type=http_url,
         help="broker base URL (env BROKER_URL); without one, a private broker is started "
         "on 127.0.0.1 and stopped afterwards",
     )
@@ -74,11 +78,21 @@ def load_notebook(args: argparse.Namespace) -> nbformat.NotebookNode:
     return nb
 
 
-async def execute(nb: nbformat.NotebookNode, url: str, token: str, args: argparse.Namespace) -> int:
+def kernel_name(nb: nbformat.NotebookNode, args: argparse.Namespace) -> str:
+    """``--kernel``, else the notebook's kernelspec, else "" (the broker's default)."""
+    return args.kernel or nb.metadata.get("kernelspec", {}).get("name", "")
+
+
+async def execute(
+    nb: nbformat.NotebookNode,
+    url: str,
+    token: str,
+    args: argparse.Namespace,
+    progress: Progress,
+) -> int:
     """Run every cell on a new kernel, which is shut down whatever happens."""
-    progress = Progress(nb)
     km = RemoteKernelManager(url=url, token=token)
-    km.kernel_name = args.kernel or nb.metadata.get("kernelspec", {}).get("name", "")
+    km.kernel_name = kernel_name(nb, args)
     client = NotebookClient(
         nb,
         km=km,
@@ -113,8 +127,12 @@ async def _shutdown(km: RemoteKernelManager, client: NotebookClient, progress: P
         progress.message(f"warning: could not shut down kernel {km.kernel_id}: {e}")
 
 
+def output_path(args: argparse.Namespace) -> Path:
+    return args.output or args.notebook.with_suffix(".out.ipynb")
+
+
 def write_output(nb: nbformat.NotebookNode, args: argparse.Namespace) -> None:
-    out = args.output or args.notebook.with_suffix(".out.ipynb")
+    out = output_path(args)
     if str(out) == "-":
         nbformat.write(nb, sys.stdout)
         return
@@ -128,17 +146,30 @@ async def run(args: argparse.Namespace) -> int:
     except (OSError, ValueError) as e:
         print(f"kernel-broker run: {e}", file=sys.stderr)
         return EXIT_USAGE
+    progress = Progress(nb)
     status = EXIT_KERNEL_FAILED
     try:
         if args.url:
-            status = await execute(nb, args.url, args.token, args)
+            status = await execute(nb, args.url, args.token, args, progress)
         else:
             async with EmbeddedBroker(args.notebook.resolve().parent) as broker:
-                status = await execute(nb, broker.url, broker.token, args)
+                status = await execute(nb, broker.url, broker.token, args, progress)
     except Exception as e:  # the kernel never started or the broker failed: report, not trace
-        print(f"kernel-broker run: {type(e).__name__}: {e}", file=sys.stderr)
+        why = (
+            await explain(e, args.url, args.token, RUN_OPTIONS, kernel_name(nb, args))
+            if args.url
+            else f"{type(e).__name__}: {e}"
+        )
+        print(f"kernel-broker run: {why}", file=sys.stderr)
     finally:
-        write_output(nb, args)
+        # an output is replaced only by one that ran: a failed start keeps the last result
+        if progress.started or status == 0:
+            write_output(nb, args)
+        else:
+            print(
+                f"kernel-broker run: nothing ran, so {output_path(args)} was not written",
+                file=sys.stderr,
+            )
     return status
 
 

@@ -8,6 +8,12 @@ arguments split into fragments, or fails with an error status (429, 500) to
 exercise retries. Two models: ``vision-model`` accepts image content; ``text-model``
 answers 400 to image content, as a text-only server does.
 
+``tool_choice`` is honoured as a real server does: "required" (or a named function)
+yields tool calls (a turn's ``when_required`` calls, for a model that otherwise answers
+in text), "none" yields none, and ``tool_choice`` without tools is a 400 as on OpenAI's
+API; a script that contradicts the request is a recorded error, so a test fails when
+the agent sends the wrong choice.
+
 It runs on its own thread and event loop so that sync tests, async tests and
 subprocesses (the CLI) can all talk to it.
 """
@@ -38,6 +44,8 @@ class Turn:
     tool_calls: list[dict[str, Any]] = field(default_factory=list)
     status: int = 200
     check: Callable[[dict[str, Any]], None] | None = None
+    # the calls a model that answers with ``content`` makes when the request requires a tool
+    when_required: list[dict[str, Any]] | None = None
 
 
 def python(code: str) -> dict[str, Any]:
@@ -136,7 +144,29 @@ class ScriptedLLM:
             except Exception:  # any failed check is a 400: a 500 would be retried
                 self.errors.append(traceback.format_exc())
                 return 400, "scripted check failed: " + traceback.format_exc(limit=1)
-        return turn.status, turn
+        return self._honour_tool_choice(body, turn)
+
+    def _honour_tool_choice(self, body: dict[str, Any], turn: Turn) -> tuple[int, Turn | str]:
+        choice = body.get("tool_choice")
+        if choice is None or turn.status != 200:
+            return turn.status, turn
+        problem = ""
+        if not body.get("tools"):
+            problem = "tool_choice is only allowed when tools are specified"
+        elif choice == "required" or isinstance(choice, dict):
+            if turn.when_required is not None:
+                turn = Turn(tool_calls=turn.when_required)
+            if not turn.tool_calls:
+                problem = f"tool_choice {choice!r} but the scripted turn calls no tool"
+        elif choice == "none":
+            if turn.tool_calls:
+                problem = "tool_choice 'none' but the scripted turn calls a tool"
+        elif choice != "auto":
+            problem = f"unknown tool_choice {choice!r}"
+        if problem:
+            self.errors.append(problem)
+            return 400, problem
+        return 200, turn
 
 
 class _Models(web.RequestHandler):

@@ -19,6 +19,8 @@ from ..broker_process import RunningBroker
 from .conftest import ModelFactory
 from .scripted_llm import ScriptedLLM, Turn, expect_tool_messages, python
 
+pytestmark = pytest.mark.slow  # agents, kernels and the scripted model for every test
+
 TOKEN = "chat-token"
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import time
 from pathlib import Path
@@ -82,7 +83,7 @@ def test_run_writes_the_executed_notebook(tmp_path: Path, run_broker: RunningBro
     assert done.returncode == 0, done.stderr
     nb = nbformat.read(out, as_version=4)
     assert nb.cells[2].outputs[0]["text"] == "42 '7'\n"
-    assert "[3/3] cell 2" in done.stderr  # per-cell progress on stderr
+    assert "[3/3] cell 3: print(alpha" in done.stderr  # progress numbers cells as JupyterLab
 
 
 @pytest.mark.slow
@@ -92,7 +93,44 @@ def test_token_comes_from_the_environment(tmp_path: Path, run_broker: RunningBro
     assert run_command(*args, token=run_broker.token).returncode == 0
     refused = run_command(*args, token="wrong")
     assert refused.returncode == 3
-    assert "401" in refused.stderr
+    assert "refused the token" in refused.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("problem", "says"),
+    [
+        ("wrong token", r"refused the token: give the token it printed at startup with --token"),
+        (
+            "refused connection",
+            r"cannot reach the broker at http://127\.0\.0\.1:1: connection refused",
+        ),
+        ("unknown kernel", r"no kernelspec 'no-such-spec'; it offers .*marked-python.*--kernel"),
+    ],
+)
+def test_a_run_that_never_started_leaves_the_last_output_alone(
+    tmp_path: Path, run_broker: RunningBroker, problem: str, says: str
+) -> None:
+    out = tmp_path / "parameters.out.ipynb"
+    out.write_text("the result of an earlier run")
+    url, token, kernel = run_broker.url, run_broker.token, "python3"
+    if problem == "wrong token":
+        token = "wrong"
+    elif problem == "refused connection":
+        url = "http://127.0.0.1:1"
+    else:
+        kernel = "no-such-spec"
+    done = run_command(
+        str(NOTEBOOKS / "parameters.ipynb"),
+        *("--url", url, "--token", token, "--kernel", kernel, "-o", str(out)),
+    )
+    assert done.returncode == 3
+    assert done.stderr.splitlines() == [
+        done.stderr.splitlines()[0],
+        f"kernel-broker run: nothing ran, so {out} was not written",
+    ]
+    assert re.search(says, done.stderr) and "Traceback" not in done.stderr, done.stderr
+    assert out.read_text() == "the result of an earlier run"
 
 
 @pytest.mark.slow
@@ -117,7 +155,7 @@ def test_kernel_death_is_reported_quickly(tmp_path: Path, run_broker: RunningBro
         *("--url", run_broker.url, "--token", run_broker.token, "-o", str(tmp_path / "o.ipynb")),
     )
     assert done.returncode == 3, done.stderr
-    assert "kernel died while running cell 1" in done.stderr
+    assert "kernel died while running cell 2" in done.stderr
     assert time.monotonic() - started < 30
 
 

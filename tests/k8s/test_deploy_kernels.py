@@ -31,7 +31,8 @@ from .controlplane import ControlPlane
 from .deployed import broker_container, kernelspecs, start_deployed_broker
 from .kustomize import Obj, build
 
-pytestmark = [pytest.mark.k8s, pytest.mark.asyncio(loop_scope="module")]
+# slow: each kustomization's broker and its control plane
+pytestmark = [pytest.mark.k8s, pytest.mark.slow, pytest.mark.asyncio(loop_scope="module")]
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 KUSTOMIZATIONS = ["base", "overlays/production"]

@@ -25,6 +25,8 @@ from ..broker_process import RunningBroker
 from .conftest import module_broker
 from .ws_frames import MALFORMED, MAX_MESSAGE_BYTES, ODD_BUT_VALID
 
+pytestmark = pytest.mark.slow  # fuzzing, on a broker of its own
+
 SEED = 20261108
 FRAMES_PER_KIND = 16
 
