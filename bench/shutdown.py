@@ -15,14 +15,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import secrets
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
+from jupyter_client.asynchronous import AsyncKernelClient
 from jupyter_client.kernelspec import KernelSpecManager
 from jupyter_client.manager import AsyncKernelManager
 
@@ -52,30 +55,35 @@ async def delete_once(server: Server) -> float:
     return elapsed
 
 
-async def shutdown_once(specs: KernelSpecManager) -> float:
-    """Milliseconds of one ``shutdown_kernel()`` of an idle kernel that answered kernel_info."""
+@contextlib.asynccontextmanager
+async def ready_kernel(
+    specs: KernelSpecManager,
+) -> AsyncIterator[tuple[AsyncKernelManager, AsyncKernelClient]]:
+    """A kernel of jupyter_client's own that answered kernel_info, and its client."""
     km = AsyncKernelManager(kernel_name=SPEC_NAME, kernel_spec_manager=specs)
     await km.start_kernel(stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     client = km.client()
     client.start_channels()
     try:
         await client.wait_for_ready(timeout=60)
+        yield km, client
+    finally:
+        client.stop_channels()
+        await km.shutdown_kernel(now=True)  # nothing left if the measurement failed
+
+
+async def shutdown_once(specs: KernelSpecManager) -> float:
+    """Milliseconds of one ``shutdown_kernel()`` of an idle kernel that answered kernel_info."""
+    async with ready_kernel(specs) as (km, _):
         began = time.perf_counter()
         await km.shutdown_kernel()
         return 1000 * (time.perf_counter() - began)
-    finally:
-        client.stop_channels()
 
 
 async def reply_and_exit_once(specs: KernelSpecManager) -> tuple[float, float]:
     """Milliseconds from shutdown_request to an idle kernel's shutdown_reply, and to the
     exit of its process: the floor under any shutdown that lets the kernel finish."""
-    km = AsyncKernelManager(kernel_name=SPEC_NAME, kernel_spec_manager=specs)
-    await km.start_kernel(stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    client = km.client()
-    client.start_channels()
-    try:
-        await client.wait_for_ready(timeout=60)
+    async with ready_kernel(specs) as (km, client):
         pid = km.provisioner.pid
         began = time.perf_counter()
         client.control_channel.send(client.session.msg("shutdown_request", {"restart": False}))
@@ -83,9 +91,6 @@ async def reply_and_exit_once(specs: KernelSpecManager) -> tuple[float, float]:
         replied = 1000 * (time.perf_counter() - began)
         await exited(pid)
         return replied, 1000 * (time.perf_counter() - began)
-    finally:
-        client.stop_channels()
-        await km.shutdown_kernel(now=True)
 
 
 async def measure(workdir: Path, rounds: int, baseline: str) -> dict[str, list[float]]:
