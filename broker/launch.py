@@ -13,6 +13,7 @@ import asyncio
 import logging
 import os
 import shutil
+import tempfile
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -64,9 +65,10 @@ class KernelLauncher:
         # ids being started: a survey of the cluster must not adopt them a second time
         self.spawning: set[str] = set()
 
-    def _manager(self, spawn_id: str, name: str) -> AsyncKernelManager:
-        kernel_dir = os.path.join(self.runtime_dir, spawn_id)
-        os.makedirs(kernel_dir, mode=0o700, exist_ok=True)
+    def _manager(self, name: str) -> AsyncKernelManager:
+        # A short random name (mode 0700), not the kernel id: Unix socket paths are limited
+        # to 107 bytes, and a longer one would fall back to TCP, which any local user reaches.
+        kernel_dir = tempfile.mkdtemp(prefix="", dir=self.runtime_dir)
         ipc_prefix = os.path.join(kernel_dir, "k")
         ipc = self.transport == "ipc" and len(ipc_prefix) + 6 < _MAX_IPC_PATH
         return AsyncKernelManager(
@@ -106,7 +108,7 @@ class KernelLauncher:
         called as soon as the process (or pod) exists, before it answers.
         """
         spawn_id = kernel_id or str(uuid.uuid4())
-        km = self._manager(spawn_id, name)
+        km = self._manager(name)
         bridge: Bridge | None = None
         self.spawning.add(spawn_id)
         try:

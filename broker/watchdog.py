@@ -85,6 +85,13 @@ def end_kernel(record: dict[str, Any]) -> str:
     return f"pid {pid} and its process group ended"
 
 
+def _remove_kernel_dir(directory: Path, connection_file: str) -> None:
+    """Remove the kernel's sockets and connection file, if they are in the state directory."""
+    kernel_dir = Path(connection_file).parent
+    if connection_file and kernel_dir.parent == directory / "run":
+        shutil.rmtree(kernel_dir, ignore_errors=True)
+
+
 def end_orphans(directory: Path, instance: str) -> None:
     """End the recorded kernels unless a broker took over since ``instance`` was gone."""
     fd = lock_file(directory)
@@ -103,7 +110,7 @@ def end_orphans(directory: Path, instance: str) -> None:
             _say(f"kernel {record.get('id')}: {end_kernel(record)}")
             if (record.get("provisioner_info") or {}).get("pid"):
                 store.delete(record["id"])
-                shutil.rmtree(directory / "run" / record["id"], ignore_errors=True)
+                _remove_kernel_dir(directory, record.get("connection_file") or "")
         write_lock(fd, {})
     finally:
         os.close(fd)  # releases the lock

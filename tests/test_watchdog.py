@@ -27,7 +27,9 @@ from broker.watchdog import end_orphans
 @pytest.fixture
 def orphan(tmp_path: Path) -> Iterator[tuple[Path, subprocess.Popen]]:
     """A state directory recording one 'kernel' (a sleeping process in its own session)."""
-    connection_file = tmp_path / "run" / "k1" / "connection.json"
+    connection_file = tmp_path / "run" / "x1y2z3w4" / "connection.json"
+    connection_file.parent.mkdir(parents=True)
+    connection_file.write_text("{}")
     proc = subprocess.Popen(
         [sys.executable, "-c", "import time; time.sleep(600)", str(connection_file)],
         start_new_session=True,
@@ -56,6 +58,7 @@ def test_the_kernels_of_the_last_broker_are_ended(orphan) -> None:
     end_orphans(directory, "gone")
     assert proc.wait(timeout=30) is not None
     assert KernelStore(str(directory)).load_all() == []
+    assert list((directory / "run").iterdir()) == []  # its sockets and connection file
     assert json.loads((directory / "broker.lock").read_text()) == {}
 
 
