@@ -9,7 +9,7 @@ from .collector import Callbacks
 from .files import download, upload, upload_file
 from .kernel import KernelGone, KernelSession
 from .llm import ChatModel
-from .results import Execution, ExecutionError, Logs, Result
+from broker.client.results import Execution, ExecutionError, Logs, Result
 from .transcript import Transcript
 
 __all__ = [

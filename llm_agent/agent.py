@@ -21,7 +21,7 @@ from .events import (
 )
 from .kernel import KernelSession
 from .llm import ChatModel, ToolCall
-from .tool_output import ToolOutput, render
+from broker.client.tool_output import ToolOutput, render
 from .transcript import Transcript
 
 SYSTEM_PROMPT = """You are a data analyst with a persistent Python (IPython) kernel.

@@ -9,7 +9,7 @@ from typing import Any
 
 from broker.wire import Message
 
-from .results import Execution, ExecutionError, Result, strip_ansi
+from broker.client.results import Execution, ExecutionError, Result, strip_ansi
 
 Callback = Callable[[Any], Awaitable[None] | None]
 

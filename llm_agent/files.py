@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 
 from .kernel import KernelSession
-from .results import Execution
+from broker.client.results import Execution
 
 CHUNK_BYTES = 4 * 1024 * 1024
 

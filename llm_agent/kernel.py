@@ -21,7 +21,7 @@ from broker.client import BrokerAPIError, BrokerREST, ChannelsConnection
 from broker.wire import Message, make_message
 
 from .collector import Callbacks, Collector
-from .results import Execution
+from broker.client.results import Execution
 
 log = logging.getLogger("llm_agent.kernel")
 
