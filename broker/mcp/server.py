@@ -68,7 +68,9 @@ def listed_tools() -> list[McpTool]:
     ]
 
 
-async def call_tool(broker: Broker, user: User, name: str, arguments: dict[str, Any]) -> CallToolResult:
+async def call_tool(
+    broker: Broker, user: User, name: str, arguments: dict[str, Any]
+) -> CallToolResult:
     """Run one tool for ``user``; every failure becomes a tool error."""
     tool = _BY_NAME.get(name)
     if tool is None:

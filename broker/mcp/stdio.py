@@ -57,15 +57,35 @@ async def serve(url: str, token: str) -> None:
     """Connect to the broker, then serve its tools on stdin/stdout until stdin closes."""
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     timeout = httpx2.Timeout(CONNECT_TIMEOUT, read=None)
-    async with (
-        httpx2.AsyncClient(headers=headers, timeout=timeout) as http,
-        streamable_http_client(endpoint(url), http_client=http) as (read, write),
-        ClientSession(read, write) as remote,
-    ):
-        init = await remote.initialize()
-        server = bridge_server(remote, init.instructions)
-        async with stdio_server() as (stdin, stdout):
-            await server.run(stdin, stdout, server.create_initialization_options())
+    async with httpx2.AsyncClient(headers=headers, timeout=timeout) as http:
+        await check_access(http, url)
+        async with (
+            streamable_http_client(endpoint(url), http_client=http) as (read, write),
+            ClientSession(read, write) as remote,
+        ):
+            await _serve_remote(remote)
+
+
+async def check_access(http: httpx2.AsyncClient, url: str) -> None:
+    """Fail at once, with the broker's own reason, when the URL or the token is wrong."""
+    response = await http.get(endpoint(url).removesuffix("/mcp") + "/api/status")
+    if response.status_code >= 400:
+        try:
+            reason = response.json().get("message", "")
+        except ValueError:
+            reason = response.text[:200]
+        raise BrokerRefused(f"HTTP {response.status_code}: {reason}")
+
+
+class BrokerRefused(Exception):
+    """The broker answered, but not with what a working MCP connection needs."""
+
+
+async def _serve_remote(remote: ClientSession) -> None:
+    init = await remote.initialize()
+    server = bridge_server(remote, init.instructions)
+    async with stdio_server() as (stdin, stdout):
+        await server.run(stdin, stdout, server.create_initialization_options())
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -88,7 +108,8 @@ def main(argv: list[str]) -> None:
     except Exception as error:  # noqa: BLE001 - one line on stderr, not a traceback
         reason = _root_cause(error)
         print(
-            f"kernel-broker mcp: cannot serve the MCP tools of {endpoint(args.url)}: {reason}. "
+            f"kernel-broker mcp: cannot serve the MCP tools of {endpoint(args.url)}: "
+            f"{reason.rstrip('.')}. "
             "Check --url, --token (or BROKER_TOKEN) and that the broker runs.",
             file=sys.stderr,
         )

@@ -77,7 +77,9 @@ class NoArgs(Args):
 
 
 class KernelArgs(Args):
-    kernel_id: str = Field(description="The kernel's id, as start_kernel or list_kernels returned it.")
+    kernel_id: str = Field(
+        description="The kernel's id, as start_kernel or list_kernels returned it."
+    )
 
 
 class StartArgs(Args):
@@ -321,8 +323,7 @@ TOOLS = [
     ),
     Tool(
         "restore",
-        "Load the variables of a snapshot into a kernel; returns which came back and which "
-        "failed.",
+        "Load the variables of a snapshot into a kernel; returns which came back and which failed.",
         RestoreArgs,
         restore,
         _hints(),

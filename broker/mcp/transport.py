@@ -78,7 +78,9 @@ def asgi_scope(request: HTTPServerRequest, user: User) -> dict[str, Any]:
         "raw_path": request.path.encode(),
         "query_string": request.query.encode(),
         "root_path": "",
-        "headers": [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in request.headers.get_all()],
+        "headers": [
+            (k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in request.headers.get_all()
+        ],
         "client": client,
         "server": server,
         "state": {},
