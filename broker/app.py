@@ -19,7 +19,8 @@ from traitlets.config import Application
 from . import __version__
 from .auth import Authenticator
 from .executions import ExecutionLimits
-from .handlers import api, channels, executions, kernels, sessions, snapshots
+from .files.limits import FileLimits
+from .handlers import api, channels, executions, files, kernels, sessions, snapshots
 from .kernelspecs import KernelSpecs
 from .logs import LOG_FORMAT, EventFormatter, route_module_loggers
 from .mcp.tools import McpLimits
@@ -56,6 +57,8 @@ def routes() -> list[tuple[str, type]]:
         (rf"/api/kernels/{_ID}/execute", executions.ExecuteHandler),
         (rf"/api/kernels/{_ID}/executions/?", executions.ExecutionsHandler),
         (rf"/api/kernels/{_ID}/executions/(?P<exec_id>[^/]+)", executions.ExecutionHandler),
+        (rf"/api/kernels/{_ID}/files/?", files.FilesHandler),
+        (rf"/api/kernels/{_ID}/files/(?P<path>.+)", files.FileHandler),
         (rf"/api/kernels/{_ID}/snapshots/?", snapshots.KernelSnapshotsHandler),
         (rf"/api/kernels/{_ID}/restore/?", snapshots.KernelRestoreHandler),
         (r"/api/snapshots/?", snapshots.SnapshotsHandler),
@@ -172,6 +175,7 @@ class Broker(Application):
         KernelRegistry,
         ExecutionLimits,
         McpLimits,
+        FileLimits,
         KernelPools,
         Replicas,
         SnapshotStore,
@@ -246,6 +250,7 @@ class Broker(Application):
         self.specs = KernelSpecs(manager, self.default_kernel_name)
         self.execution_limits = ExecutionLimits(parent=self)
         self.mcp_limits = McpLimits(parent=self)
+        self.file_limits = FileLimits(parent=self)
 
     def _make_auth(self) -> Authenticator:
         if self.no_auth:

@@ -1,11 +1,10 @@
 """Kernel state snapshots: a kernel's picklable variables saved to a file, restored later.
 
 Everything travels through the kernel protocol, so pod kernels need no shared volume:
-the broker sends a silent execute_request whose one user expression runs the code of
+a silent call into the kernel (broker/kernel_calls.py) runs the code of
 broker/snapshot_kernel.py; the kernel pickles its variables (cloudpickle) and hands
 the compressed bytes back base64-encoded in the execute_reply. A restore sends the
-bytes as the request's buffer. Replies travel on the shell channel to the broker
-alone: unlike iopub output, they neither reach other clients nor fill replay buffers.
+bytes as the request's buffer.
 
 Files live in ``<dir>/<id>.bin`` (the compressed pickles) beside ``<id>.json`` (who
 owns it, what was saved and skipped), both mode 0600.
@@ -30,76 +29,31 @@ from . import snapshot_kernel
 from .auth import User
 from .bridge import Bridge
 from .errors import BrokerError, not_found
+from .kernel_calls import evaluate, helper_expression
 from .registry import ManagedKernel
 from .timestamps import format_time
-from .wire import Message, make_message
 
 _KERNEL_SOURCE = Path(snapshot_kernel.__file__).read_text()
 _ID = re.compile(r"^[0-9a-f]{32}$")
 
 
 def kernel_expression(call: str) -> str:
-    """An expression that loads the kernel-side module into a private namespace and calls
-    ``call`` there, leaving the user's namespace untouched."""
-    return f"(lambda ns: (exec({_KERNEL_SOURCE!r}, ns), eval({call!r}, ns))[1])({{}})"
+    """An expression that calls ``call`` in the kernel-side module, in a private namespace."""
+    return helper_expression(_KERNEL_SOURCE, call)
 
 
-async def evaluate(
+async def _evaluate(
     bridge: Bridge, expression: str, timeout: float, buffers: list[bytes] | None = None
 ) -> dict[str, Any]:
-    """The JSON document a kernel-side ``Result`` expression evaluates to.
-
-    Silent and kept out of the history; the kernel runs it after the code it is busy with.
-    """
-    reply: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
-
-    def consume(msg: Message) -> None:
-        if reply.done():
-            return
-        if msg.channel == "iopub":
-            state = msg.content_dict().get("execution_state") if msg.msg_type == "status" else None
-            if state in ("restarting", "dead"):
-                reply.set_exception(BrokerError(409, "The kernel restarted or died; try again."))
-        elif msg.msg_type == "execute_reply":
-            reply.set_result(msg)
-
-    content = {
-        "code": "",
-        "silent": True,
-        "store_history": False,
-        "user_expressions": {"result": expression},
-        "allow_stdin": False,
-        "stop_on_error": False,
-    }
-    request = make_message(
-        "shell", "execute_request", content, session=bridge.session, buffers=buffers
+    return await evaluate(
+        bridge,
+        expression,
+        mime=snapshot_kernel.MIME,
+        timeout=timeout,
+        what="take or restore the snapshot",
+        timeout_setting="--SnapshotStore.timeout",
+        buffers=buffers,
     )
-    await bridge.request(request, consume)
-    try:
-        msg = await asyncio.wait_for(reply, timeout)
-    except TimeoutError:
-        raise BrokerError(
-            504, f"The kernel did not answer within {timeout:g} s; it may be busy running code."
-        ) from None
-    finally:
-        bridge.release(request.msg_id)
-    # A snapshot reply is tens of megabytes of JSON: parse it off the event loop.
-    return _result(await asyncio.to_thread(msg.content_dict))
-
-
-def _result(reply: dict[str, Any]) -> dict[str, Any]:
-    result = (reply.get("user_expressions") or {}).get("result") or {}
-    if reply.get("status") != "ok" or result.get("status") != "ok":
-        failure = result if result.get("ename") else reply
-        raise BrokerError(
-            409,
-            f"The kernel could not take or restore the snapshot: "
-            f"{failure.get('ename', reply.get('status'))}: {failure.get('evalue', '')}",
-        )
-    doc = result.get("data", {}).get(snapshot_kernel.MIME)
-    if not isinstance(doc, dict):
-        raise BrokerError(409, "The kernel answered without a snapshot result.")
-    return doc
 
 
 class SnapshotStore(LoggingConfigurable):
@@ -175,7 +129,7 @@ class SnapshotStore(LoggingConfigurable):
         directory = self._dir()
         kernel.check_alive()
         expression = kernel_expression(f"snapshot({self.max_bytes})")
-        doc = await evaluate(kernel.bridge, expression, self.timeout)
+        doc = await _evaluate(kernel.bridge, expression, self.timeout)
         if "payload" not in doc:
             largest = ", ".join(f"{n} ({s} bytes pickled)" for n, s in doc["largest"].items())
             raise BrokerError(
@@ -220,7 +174,7 @@ class SnapshotStore(LoggingConfigurable):
         path = self._dir() / f"{snapshot_id}.bin"
         data = await asyncio.to_thread(path.read_bytes)
         expression = kernel_expression(f"restore({meta['compression']!r})")
-        doc = await evaluate(kernel.bridge, expression, self.timeout, [data])
+        doc = await _evaluate(kernel.bridge, expression, self.timeout, [data])
         self.log.info(
             "snapshot restored id=%s kernel=%s restored=%d failed=%d",
             snapshot_id,

@@ -88,8 +88,7 @@ class Agent:
 
     async def download(self, remote_path: str, local: Path) -> Path:
         """Copy a file the code produced out of the kernel's filesystem."""
-        local.write_bytes(await files.download(self.kernel, remote_path))
-        return local
+        return await files.download_file(self.kernel, remote_path, local)
 
     async def ask(self, question: str, on_event: EventHandler | None = None) -> str:
         """Run the tool loop for one user message; returns the final answer."""

@@ -6,7 +6,7 @@ import json
 from typing import Any
 from urllib.parse import quote
 
-from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
+from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest, HTTPResponse
 
 
 class BrokerAPIError(Exception):
@@ -41,11 +41,17 @@ class BrokerREST:
             body=json.dumps(body) if body is not None else (b"" if method == "POST" else None),
             request_timeout=self.timeout,
         )
-        try:
-            response = await self._http.fetch(request)
-        except HTTPClientError as e:
-            raise _api_error(e) from None
+        response = await self.fetch(request)
         return json.loads(response.body) if response.body else None
+
+    async def fetch(
+        self, request: HTTPRequest, http: AsyncHTTPClient | None = None
+    ) -> HTTPResponse:
+        """Send a prepared request (with ``headers`` in it); raises BrokerAPIError."""
+        try:
+            return await (http or self._http).fetch(request)
+        except HTTPClientError as e:
+            raise api_error(e) from None
 
     async def start_kernel(
         self, name: str | None = None, env: dict[str, str] | None = None
@@ -74,8 +80,10 @@ class BrokerREST:
         return await self.call("GET", "/api/kernelspecs")
 
 
-def _api_error(e: HTTPClientError) -> BrokerAPIError:
-    body = e.response.body if e.response is not None else b""
+def api_error(e: HTTPClientError, body: bytes | None = None) -> BrokerAPIError:
+    """The BrokerAPIError for a failed request; ``body`` when the answer was streamed."""
+    if body is None:
+        body = e.response.body if e.response is not None else b""
     try:
         doc = json.loads(body)
         return BrokerAPIError(e.code, doc.get("reason", ""), doc.get("message", ""))

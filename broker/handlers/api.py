@@ -47,12 +47,16 @@ def _spec() -> dict[str, Any]:
 
 
 @functools.cache
-def spec_document(default_timeout: float, max_timeout: float, max_body_bytes: int) -> bytes:
+def spec_document(
+    default_timeout: float, max_timeout: float, max_body_bytes: int, max_upload_bytes: int
+) -> bytes:
     """spec.yaml with this broker's limits filled in, so that the bounds it states hold."""
     doc = copy.deepcopy(_spec())
     timeout = doc["components"]["schemas"]["ExecuteRequest"]["properties"]["timeout"]
     timeout["default"], timeout["maximum"] = default_timeout, max_timeout
-    doc["components"]["responses"]["TooLarge"]["description"] += f" ({max_body_bytes} bytes)"
+    responses = doc["components"]["responses"]
+    responses["TooLarge"]["description"] += f" ({max_body_bytes} bytes)"
+    responses["UploadTooLarge"]["description"] += f" ({max_upload_bytes} bytes)"
     return yaml.dump(doc, Dumper=_BlockDumper, sort_keys=False, allow_unicode=True).encode()
 
 
@@ -76,7 +80,14 @@ class SpecHandler(BaseHandler):
     def get(self) -> None:
         limits = self.broker.execution_limits
         self.set_header("Content-Type", "application/yaml")
-        self.finish(spec_document(limits.default, limits.max_timeout, self.broker.max_body_bytes))
+        self.finish(
+            spec_document(
+                limits.default,
+                limits.max_timeout,
+                self.broker.max_body_bytes,
+                self.broker.file_limits.max_upload_bytes,
+            )
+        )
 
 
 class HealthHandler(BaseHandler):

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from ..app import Broker
 
 log = logging.getLogger("broker.http")
-_CHUNKED_CAP = 2**40  # Tornado reads chunks in 64 KiB pieces; data_received stops at the limit
+CHUNKED_CAP = 2**40  # Tornado reads chunks in 64 KiB pieces; data_received stops at the limit
 
 
 class AuthMixin:
@@ -118,7 +118,7 @@ class BaseHandler(AuthMixin, web.RequestHandler):
             raise body_too_large(limit)
         # A chunked body announces no length: Tornado would refuse a chunk that crosses its
         # own limit with a bare 400 before data_received sees it, so data_received counts.
-        self.request.connection.set_max_body_size(limit + 1 if length else _CHUNKED_CAP)
+        self.request.connection.set_max_body_size(limit + 1 if length else CHUNKED_CAP)
 
     def data_received(self, chunk: bytes) -> None:
         if self._finished:  # 413 already sent; Tornado closes the connection after it

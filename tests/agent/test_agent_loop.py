@@ -190,10 +190,10 @@ async def test_malformed_tool_arguments_are_explained_to_the_model(
     assert isinstance(events[-1], Answer)
 
 
-async def test_file_round_trip_in_chunks(kernel_session: KernelSession) -> None:
+async def test_file_round_trip_through_the_file_api(kernel_session: KernelSession) -> None:
     from llm_agent.files import download, upload
 
     data = bytes(range(256)) * 1000
-    await upload(kernel_session, data, "blob.bin", chunk_bytes=60_000)
-    assert await download(kernel_session, "blob.bin", chunk_bytes=50_000) == data
+    await upload(kernel_session, data, "blob.bin")
+    assert await download(kernel_session, "blob.bin") == data
     assert json.loads((await kernel_session.execute("1")).text) == 1  # history unaffected

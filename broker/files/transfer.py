@@ -1,0 +1,140 @@
+"""File operations on one kernel, each a silent call into its file helper.
+
+Transfers are chunked both ways: an upload sends ``chunk_bytes`` at a time as the raw
+buffer of a call (no encoding), a download reads ``chunk_bytes`` per call (base64 in the
+reply). Each chunk is one request in the kernel's shell queue, so code submitted
+meanwhile by any client may run between two chunks: an upload becomes visible only
+when it is complete (renamed over its target), and a download fails with 409 when the
+file changes under it.
+"""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+from ..errors import BrokerError
+from ..kernel_calls import evaluate
+from ..registry import ManagedKernel
+from ..timestamps import format_time
+from .languages import MIME, helper_for
+from .limits import FileLimits
+
+# Statuses a kernel's helper may answer with; anything else it says becomes a 409.
+_KERNEL_STATUSES = frozenset({400, 403, 404, 409, 507})
+_MESSAGE_CHARS = 500
+
+
+def model(doc: dict[str, Any]) -> dict[str, Any]:
+    """A file or directory as the API shows it: ``mtime`` seconds become ``modified``."""
+    out = {k: doc[k] for k in ("name", "path", "type", "size")}
+    out["modified"] = format_time(doc["mtime"])
+    return out
+
+
+class KernelFiles:
+    """The file API of one live kernel."""
+
+    def __init__(self, kernel: ManagedKernel, limits: FileLimits) -> None:
+        if kernel.dead:
+            raise BrokerError(409, f"Kernel {kernel.id} is dead; restart or shut it down.")
+        self.kernel = kernel
+        self.limits = limits
+        self.helper = helper_for(kernel.bridge.kernel_info, kernel.name)
+
+    async def call(self, function: str, *args: Any, data: bytes | None = None) -> dict[str, Any]:
+        """One call into the kernel; its refusals become the statuses it names."""
+        doc = await evaluate(
+            self.kernel.bridge,
+            self.helper.expression(function, *args),
+            mime=MIME,
+            timeout=self.limits.timeout,
+            what="handle the file request",
+            timeout_setting="--FileLimits.timeout",
+            buffers=None if data is None else [data],
+        )
+        error = doc.get("error")
+        if isinstance(error, dict):
+            status = error.get("status")
+            message = str(error.get("message", "the kernel refused"))[:_MESSAGE_CHARS]
+            raise BrokerError(status if status in _KERNEL_STATUSES else 409, message)
+        return doc
+
+    async def describe(self, path: str) -> dict[str, Any]:
+        """A directory's listing, or a file's description with its first chunk."""
+        return await self.call(
+            "describe", path, self.limits.max_list_entries, self.limits.chunk_bytes
+        )
+
+    async def chunks(self, path: str, described: dict[str, Any]) -> AsyncIterator[bytes]:
+        """A described file's bytes, chunk by chunk, the first one from the description."""
+        offset = 0
+        data = base64.b64decode(described["data"])
+        while True:
+            if data:
+                yield data
+            offset += len(data)
+            if offset >= described["size"] or not data:
+                return
+            reply = await self.call(
+                "read", path, offset, self.limits.chunk_bytes, described["ident"]
+            )
+            data = base64.b64decode(reply["data"])
+
+    async def delete(self, path: str) -> None:
+        await self.call("delete", path)
+
+    def upload(self, path: str) -> Upload:
+        return Upload(self, path)
+
+
+class Upload:
+    """One file being written: chunks buffered up to ``chunk_bytes``, then committed."""
+
+    def __init__(self, files: KernelFiles, path: str) -> None:
+        self.files = files
+        self.path = path
+        self.size = 0  # bytes received
+        self._buffer = bytearray()
+        self._sent = 0
+        self._temp: str | None = None
+
+    async def begin(self) -> None:
+        """Create the temporary file (and check the path) in the kernel."""
+        reply = await self.files.call("begin_upload", self.path, uuid.uuid4().hex)
+        self._temp = reply["temp"]
+
+    async def feed(self, data: bytes) -> None:
+        """Take the next bytes of the file; full chunks go to the kernel."""
+        self._buffer += data
+        self.size += len(data)
+        chunk = self.files.limits.chunk_bytes
+        while len(self._buffer) >= chunk:
+            await self._send(bytes(self._buffer[:chunk]))
+            del self._buffer[:chunk]
+
+    async def _send(self, data: bytes) -> None:
+        await self.files.call("write_chunk", self._temp, self._sent, data=data)
+        self._sent += len(data)
+
+    async def flush(self) -> None:
+        """Send what is buffered; the file is complete in its temporary place."""
+        if self._buffer:
+            await self._send(bytes(self._buffer))
+            self._buffer.clear()
+
+    async def commit(self) -> dict[str, Any]:
+        """Rename the complete file over its target; its model, and whether it is new."""
+        await self.flush()
+        reply = await self.files.call("commit_upload", self._temp, self.path)
+        self._temp = None
+        return {**model(reply), "created": reply["created"]}
+
+    async def abort(self) -> None:
+        """Remove the temporary file; a failure to do so is left for the caller to log."""
+        self._buffer.clear()
+        temp, self._temp = self._temp, None
+        if temp is not None:
+            await self.files.call("abort_upload", temp)
