@@ -23,7 +23,8 @@ from pydantic import ValidationError
 
 from .. import __version__
 from ..errors import BrokerError
-from .tools import TOOLS, Call
+from .catalog import TOOLS
+from .tools import Call
 
 if TYPE_CHECKING:
     from ..app import Broker

@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from mcp_types import CallToolResult, ImageContent, TextContent, ToolAnnotations
+from mcp_types import CallToolResult, ImageContent, TextContent
 from pydantic import BaseModel, ConfigDict, Field
 from traitlets import Int
 from traitlets.config import Configurable
@@ -44,6 +43,12 @@ class McpLimits(Configurable):
         512 * 1024,
         config=True,
         help="Bytes of each PNG/JPEG image in a result; larger images are scaled down (JPEG).",
+    )
+    download_bytes = Int(
+        8 * 1024 * 1024,
+        config=True,
+        help="Largest file download_file returns (base64 in the message for binary files); "
+        "larger files are fetched over the REST file API, which streams.",
     )
 
 
@@ -234,105 +239,3 @@ async def snapshot(call: Call, args: KernelArgs) -> CallToolResult:
 async def restore(call: Call, args: RestoreArgs) -> CallToolResult:
     kernel = await call.kernel(args.kernel_id)
     return json_result(await call.broker.snapshots.restore(args.snapshot_id, kernel, call.user))
-
-
-@dataclass(frozen=True)
-class Tool:
-    """A tool as listed: name, description, argument model, and what it runs."""
-
-    name: str
-    description: str
-    args: type[Args]
-    run: Callable[[Call, Any], Awaitable[CallToolResult]]
-    annotations: ToolAnnotations
-
-
-def _hints(read_only: bool = False, destructive: bool = False) -> ToolAnnotations:
-    return ToolAnnotations(read_only_hint=read_only, destructive_hint=destructive)
-
-
-TOOLS = [
-    Tool(
-        "list_kernelspecs",
-        "List the kinds of kernel (kernelspecs) you may start: name, display name, language, "
-        "and which is the default.",
-        NoArgs,
-        list_kernelspecs,
-        _hints(read_only=True),
-    ),
-    Tool(
-        "start_kernel",
-        "Start a kernel (a fresh Python process by default, usually taken from a warm pool "
-        "in milliseconds) and return its model; its 'id' is the kernel_id every other tool "
-        "takes. Variables persist between execute calls on the same kernel. Shut it down "
-        "with shutdown_kernel when done.",
-        StartArgs,
-        start_kernel,
-        _hints(),
-    ),
-    Tool(
-        "list_kernels",
-        "List your running kernels: id, kernelspec name, execution_state (idle, busy, dead) "
-        "and last activity.",
-        NoArgs,
-        list_kernels,
-        _hints(read_only=True),
-    ),
-    Tool(
-        "execute",
-        "Run code in a kernel and return what it printed (stdout, stderr), the value of the "
-        "last expression, the error with its traceback, and plots as PNG/JPEG images. Long "
-        "output keeps its head and tail and states the full size. Executions on one kernel "
-        "run one at a time in order. With background=true, return at once with an "
-        "execution_id for get_execution.",
-        ExecuteArgs,
-        execute,
-        _hints(),
-    ),
-    Tool(
-        "get_execution",
-        "Read an execution started with execute (background=true): its status (queued, "
-        "running, ok, error, timeout, cancelled, aborted) and its output so far; optionally "
-        "wait up to 'wait' seconds for it to finish.",
-        ExecutionArgs,
-        get_execution,
-        _hints(read_only=True),
-    ),
-    Tool(
-        "interrupt",
-        "Interrupt the code a kernel is running (like Ctrl-C: Python raises KeyboardInterrupt); "
-        "variables are kept.",
-        KernelArgs,
-        interrupt,
-        _hints(),
-    ),
-    Tool(
-        "restart",
-        "Restart a kernel: all its variables and imports are lost; files on disk stay.",
-        KernelArgs,
-        restart,
-        _hints(destructive=True),
-    ),
-    Tool(
-        "snapshot",
-        "Save a kernel's picklable variables to a snapshot; returns its id, what was saved and "
-        "what was skipped and why. Restore it later, into this or another kernel, with restore.",
-        KernelArgs,
-        snapshot,
-        _hints(),
-    ),
-    Tool(
-        "restore",
-        "Load the variables of a snapshot into a kernel; returns which came back and which failed.",
-        RestoreArgs,
-        restore,
-        _hints(),
-    ),
-    Tool(
-        "shutdown_kernel",
-        "Shut a kernel down for good: its process and its variables are gone.",
-        KernelArgs,
-        shutdown_kernel,
-        _hints(destructive=True),
-    ),
-]

@@ -25,6 +25,8 @@ TOOLS = {
     "restart",
     "snapshot",
     "restore",
+    "upload_file",
+    "download_file",
     "shutdown_kernel",
 }
 INITIALIZE = {
