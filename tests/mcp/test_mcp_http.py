@@ -288,3 +288,31 @@ async def test_bad_calls_leave_the_broker_serving(mcp_broker: RunningBroker):
         for arguments in ({}, {"kernel_id": None}, {"kernel_id": "x" * 10000, "code": "1"}):
             assert (await alice.call_tool("execute", arguments)).is_error
         assert mcp_broker.request("GET", "/api/status").status_code == 200
+
+
+def test_client_that_leaves_mid_execute_interrupts_the_code(
+    mcp_broker: RunningBroker, kernel_id: str
+):
+    call = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "tools/call",
+        "params": {
+            "name": "execute",
+            "arguments": {"kernel_id": kernel_id, "code": "import time; time.sleep(120)"},
+        },
+    }
+    headers = {
+        **mcp_broker.headers(),
+        "Accept": "application/json, text/event-stream",
+        "Content-Type": "application/json",
+    }
+    with pytest.raises(requests.exceptions.ReadTimeout):  # the client gives up, closing
+        requests.post(f"{mcp_broker.url}/mcp", json=call, headers=headers, timeout=3)
+    # queued behind the sleep: it runs as soon as the sleep was interrupted, not after 120 s
+    assert mcp_broker.stdout(kernel_id, "print('next')") == "next\n"
+    statuses = [
+        e["status"]
+        for e in mcp_broker.request("GET", f"/api/kernels/{kernel_id}/executions").json()
+    ]
+    assert statuses == ["cancelled", "ok"]
