@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 
+from ..errors import BrokerError
 from ..handlers.base import BaseHandler
 from .server import USER_SCOPE_KEY, build_server
 
@@ -89,21 +90,24 @@ def asgi_scope(request: HTTPServerRequest, user: User) -> dict[str, Any]:
 
 
 class McpHandler(BaseHandler):
-    """``/mcp``: the token is checked here (401 without it), then the SDK answers."""
+    """``POST /mcp``: the token is checked here (401 without it), then the SDK answers.
+
+    Only POST: a stateless server has no session to DELETE and no server-initiated
+    messages for a GET stream (which would hold a connection open for nothing); those
+    methods answer 405.
+    """
 
     _app_task: asyncio.Task[None] | None = None
     _disconnected: asyncio.Event | None = None
 
-    async def get(self) -> None:
-        await self._serve()
-
     async def post(self) -> None:
-        await self._serve()
-
-    async def delete(self) -> None:
-        await self._serve()
-
-    async def _serve(self) -> None:
+        content_type = self.request.headers.get("Content-Type", "").split(";")[0].strip()
+        if content_type.lower() != "application/json":
+            raise BrokerError(
+                415,
+                "MCP messages are JSON: send 'Content-Type: application/json' "
+                "(an MCP client library does).",
+            )
         body = b"".join(self._chunks)
         self._chunks.clear()
         self._disconnected = asyncio.Event()

@@ -42,6 +42,14 @@ USERS = {
 }
 
 
+MCP_INITIALIZE = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t"}},
+}
+
+
 @dataclass(frozen=True)
 class Row:
     """One endpoint: ``public`` answers all, ``owned`` is alice's, ``any`` any valid token."""
@@ -85,6 +93,7 @@ ROWS = [
     Row("GET", "/api/snapshots", "any", 200),
     Row("GET", "/api/snapshots/{n}", "owned", 200),
     Row("DELETE", "/api/snapshots/{fresh_n}", "owned", 204),
+    Row("POST", "/mcp", "any", 200, MCP_INITIALIZE),
 ]
 WEBSOCKET = Row("GET", "/api/kernels/{k}/channels", "owned", 101)
 
@@ -152,6 +161,8 @@ def call(
     headers = {"Authorization": f"token {token}"} if token and via == "header" else {}
     params = {"token": token} if token and via == "query" else {}
     data = None if body is None else json.dumps(body)
+    if body is not None:
+        headers["Content-Type"] = "application/json"
     url = broker.url + path
     return requests.request(method, url, headers=headers, params=params, data=data, timeout=120)
 
