@@ -77,6 +77,19 @@ def test_request_with_a_wrong_token_is_refused_with_401(mcp_broker: RunningBroke
     assert r.status_code == 401
 
 
+def test_a_body_that_is_not_json_is_refused_with_415(mcp_broker: RunningBroker):
+    headers = {**mcp_broker.headers(), "Content-Type": "text/plain"}
+    r = requests.post(f"{mcp_broker.url}/mcp", data="hello", headers=headers, timeout=30)
+    assert r.status_code == 415
+    assert "application/json" in r.json()["message"]
+
+
+@pytest.mark.parametrize("method", ["GET", "DELETE"])
+def test_mcp_answers_only_post(mcp_broker: RunningBroker, method: str):
+    r = requests.request(method, f"{mcp_broker.url}/mcp", headers=mcp_broker.headers(), timeout=30)
+    assert r.status_code == 405 and r.headers["Allow"] == "POST"
+
+
 @pytest.mark.parametrize(
     "path, headers",
     [
