@@ -40,6 +40,7 @@ class McpService:
         )
         self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self.running = False
 
     async def start(self) -> None:
         """Start the manager's task group; returns once requests can be served."""
@@ -47,8 +48,10 @@ class McpService:
 
         async def run() -> None:
             async with self.manager.run():
+                self.running = True
                 ready.set()
                 await self._stop.wait()
+                self.running = False
 
         self._task = asyncio.ensure_future(run())
         waiter = asyncio.ensure_future(ready.wait())
@@ -108,6 +111,8 @@ class McpHandler(BaseHandler):
                 "MCP messages are JSON: send 'Content-Type: application/json' "
                 "(an MCP client library does).",
             )
+        if not self.broker.mcp.running:  # a kept-alive connection, after the drain began
+            raise BrokerError(503, "The broker is shutting down; connect to another one.")
         body = b"".join(self._chunks)
         self._chunks.clear()
         self._disconnected = asyncio.Event()
