@@ -45,6 +45,7 @@ async def evaluate(
     ``timeout_setting`` names the option that sets ``timeout``.
     """
     reply: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
+    request = _request(bridge, expression, buffers)
 
     def consume(msg: Message) -> None:
         if reply.done():
@@ -56,17 +57,6 @@ async def evaluate(
         elif msg.msg_type == "execute_reply":
             reply.set_result(msg)
 
-    content = {
-        "code": "",
-        "silent": True,
-        "store_history": False,
-        "user_expressions": {"result": expression},
-        "allow_stdin": False,
-        "stop_on_error": False,
-    }
-    request = make_message(
-        "shell", "execute_request", content, session=bridge.session, buffers=buffers
-    )
     await bridge.request(request, consume)
     try:
         msg = await asyncio.wait_for(reply, timeout)
@@ -80,6 +70,27 @@ async def evaluate(
         bridge.release(request.msg_id)
     # A reply may be tens of megabytes of JSON: parse it off the event loop.
     return _result(await asyncio.to_thread(msg.content_dict), mime, what)
+
+
+async def send_call(bridge: Bridge, expression: str) -> None:
+    """Have the kernel evaluate ``expression`` after everything sent before it, without
+    waiting for the answer: clean-up that must happen even when the kernel is busy, or
+    when the calls before it timed out (they still run, in order, before this one)."""
+    await bridge.send(_request(bridge, expression, None))
+
+
+def _request(bridge: Bridge, expression: str, buffers: list[bytes] | None) -> Message:
+    content = {
+        "code": "",
+        "silent": True,
+        "store_history": False,
+        "user_expressions": {"result": expression},
+        "allow_stdin": False,
+        "stop_on_error": False,
+    }
+    return make_message(
+        "shell", "execute_request", content, session=bridge.session, buffers=buffers
+    )
 
 
 def _result(reply: dict[str, Any], mime: str, what: str) -> dict[str, Any]:

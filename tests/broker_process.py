@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -83,6 +84,13 @@ class RunningBroker:
     def stdout(self, kernel_id: str, code: str) -> str:
         return "".join(e["text"] for e in self.execute(kernel_id, code) if e["type"] == "stdout")
 
+    def files_left(self, kernel_id: str, token: str | None = None) -> list[str]:
+        """Every name in the kernel's working directory, hidden ones too, as the kernel sees
+        them after everything sent to it before (the file API's clean-up included)."""
+        code = "import os, json; print(json.dumps(sorted(os.listdir())))"
+        events = self.execute(kernel_id, code, token)
+        return json.loads("".join(e["text"] for e in events if e["type"] == "stdout"))
+
     def delete_kernel(self, kernel_id: str, token: str | None = None) -> None:
         self.request("DELETE", f"/api/kernels/{kernel_id}", token=token)
 
@@ -100,6 +108,16 @@ class RunningBroker:
                 self.proc.wait()
         self.session.close()
         return self.proc.returncode
+
+
+@contextlib.contextmanager
+def kernel_in(broker: RunningBroker, workdir: Path) -> Iterator[str]:
+    """A kernel of ``broker`` whose working directory is ``workdir``; shut down after."""
+    kernel_id = broker.start_kernel(KERNEL_WORKING_DIR=str(workdir))
+    try:
+        yield kernel_id
+    finally:
+        broker.delete_kernel(kernel_id)
 
 
 def start_broker(

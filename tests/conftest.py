@@ -64,3 +64,11 @@ def kernel(broker: RunningBroker) -> Iterator[str]:
     kernel_id = broker.start_kernel()
     yield kernel_id
     broker.delete_kernel(kernel_id)
+
+
+@pytest.fixture
+def workdir(tmp_path: Path) -> Path:
+    """The kernel's working directory (KERNEL_WORKING_DIR), private to the test."""
+    path = tmp_path / "work"
+    path.mkdir()
+    return path

@@ -20,25 +20,17 @@ import pytest
 
 from broker.client import ChannelsConnection
 
-from .broker_process import RunningBroker
+from .broker_process import RunningBroker, kernel_in
 
 ISO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
 BINARY = bytes(range(256)) * 300 + b"\x00\r\n\xff"
 
 
 @pytest.fixture
-def workdir(tmp_path: Path) -> Path:
-    path = tmp_path / "work"
-    path.mkdir()
-    return path
-
-
-@pytest.fixture
 def kernel(broker: RunningBroker, workdir: Path) -> Iterator[str]:
-    """A fresh kernel whose working directory is ``workdir``."""
-    kernel_id = broker.start_kernel(KERNEL_WORKING_DIR=str(workdir))
-    yield kernel_id
-    broker.delete_kernel(kernel_id)
+    """A fresh kernel working in ``workdir``."""
+    with kernel_in(broker, workdir) as kernel_id:
+        yield kernel_id
 
 
 def files(kernel_id: str, path: str = "") -> str:
@@ -154,7 +146,7 @@ def test_multipart_part_without_filename_is_400_and_writes_nothing(
     )
     assert r.status_code == 400
     assert "no filename" in r.json()["message"]
-    assert sorted(os.listdir(workdir)) == []
+    assert broker.files_left(kernel) == []
 
 
 def test_post_that_is_not_multipart_is_400(broker: RunningBroker, kernel: str) -> None:
@@ -171,7 +163,7 @@ def test_truncated_multipart_is_400_and_writes_nothing(
     r = broker.session.post(broker.url + files(kernel), data=body, headers=headers)
     assert r.status_code == 400
     assert "closing boundary" in r.json()["message"]
-    assert os.listdir(workdir) == []  # not even the temporary file
+    assert broker.files_left(kernel) == []  # not even the temporary file
 
 
 # --- listing and deleting ---------------------------------------------------------
@@ -320,6 +312,19 @@ def test_transfers_leave_history_and_execution_count_alone(
     assert after[-1]["execution_count"] == before[-1]["execution_count"] + 1
     result = next(e for e in after if e["type"] == "execute_result")
     assert result["data"]["text/plain"] == str(before[-1]["execution_count"] + 2)
+
+
+def test_a_transfer_waits_for_the_code_the_kernel_is_running(
+    broker: RunningBroker, kernel: str, workdir: Path
+) -> None:
+    code = "import time; time.sleep(1); open('order.txt', 'w').write('code')"
+    run = broker.request(
+        "POST", f"/api/kernels/{kernel}/execute", {"code": code, "background": True}
+    )
+    assert run.status_code == 202
+    put = broker.request("PUT", files(kernel, "order.txt"), data=b"upload")
+    assert (put.status_code, put.json()["created"]) == (200, False)  # the code wrote it first
+    assert (workdir / "order.txt").read_bytes() == b"upload"
 
 
 async def test_other_clients_see_only_busy_and_idle(broker: RunningBroker, kernel: str) -> None:

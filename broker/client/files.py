@@ -39,14 +39,7 @@ async def upload(
     rest: BrokerREST, kernel_id: str, path: str, data: bytes, timeout: float | None = None
 ) -> dict[str, Any]:
     """Write ``data`` to ``path`` in the kernel; the file's model (``created`` if new)."""
-    request = HTTPRequest(
-        rest.base_url + files_path(kernel_id, path),
-        method="PUT",
-        headers={**rest.headers, "Content-Type": "application/octet-stream"},
-        body=data,
-        request_timeout=timeout or rest.timeout,
-    )
-    return await _json(rest, request)
+    return await _put(rest, kernel_id, path, timeout, {"body": data})
 
 
 async def upload_file(
@@ -57,23 +50,29 @@ async def upload_file(
     timeout: float | None = None,
 ) -> dict[str, Any]:
     """Stream a local file to ``path`` (its own name by default) in the kernel."""
-    size = os.path.getsize(local)
 
     async def produce(write: Callable[[bytes], Awaitable[None]]) -> None:
         with open(local, "rb") as f:
             while piece := f.read(_PIECE):
                 await write(piece)
 
+    body = {"body_producer": produce, "size": os.path.getsize(local)}
+    return await _put(rest, kernel_id, path or local.name, timeout, body)
+
+
+async def _put(
+    rest: BrokerREST, kernel_id: str, path: str, timeout: float | None, body: dict[str, Any]
+) -> dict[str, Any]:
+    """PUT a body (``body``, or ``body_producer`` with its ``size``) to the file API."""
+    headers = {**rest.headers, "Content-Type": "application/octet-stream"}
+    if "size" in body:  # a length, so that the broker can refuse a file too large at once
+        headers["Content-Length"] = str(body.pop("size"))
     request = HTTPRequest(
-        rest.base_url + files_path(kernel_id, path or local.name),
+        rest.base_url + files_path(kernel_id, path),
         method="PUT",
-        headers={
-            **rest.headers,
-            "Content-Type": "application/octet-stream",
-            "Content-Length": str(size),
-        },
-        body_producer=produce,
+        headers=headers,
         request_timeout=timeout or rest.timeout,
+        **body,
     )
     return await _json(rest, request)
 
@@ -107,7 +106,7 @@ async def upload_files(
 def _part_header(boundary: str, name: str) -> bytes:
     if any(c in name for c in "\r\n\0"):
         raise ValueError(f"file name {name!r} holds a line break or NUL")
-    quoted = name.replace("\\", "\\\\").replace('"', "%22")
+    quoted = name.replace('"', "%22")  # as browsers encode it (WHATWG form submission)
     return (
         f"--{boundary}\r\n"
         f'Content-Disposition: form-data; name="file"; filename="{quoted}"\r\n'

@@ -177,11 +177,15 @@ def begin_upload(rel: str, transfer: str) -> dict[str, Any]:
     real = _resolve(rel)
     if os.path.isdir(real):
         raise Refusal(409, f"{rel!r} is a directory; name a file inside it.")
-    parent = os.path.dirname(real)
-    os.makedirs(parent, exist_ok=True)
-    temp = os.path.join(parent, f".{os.path.basename(real)}{TEMP_MARK}{transfer}")
+    os.makedirs(os.path.dirname(real), exist_ok=True)
+    temp = _temp(real, transfer)
     os.close(os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
     return {"temp": temp}
+
+
+def _temp(real: str, transfer: str) -> str:
+    """Where the upload ``transfer`` to ``real`` is written until it is complete."""
+    return os.path.join(os.path.dirname(real), f".{os.path.basename(real)}{TEMP_MARK}{transfer}")
 
 
 @_answer
@@ -210,10 +214,10 @@ def commit_upload(temp: str, rel: str) -> dict[str, Any]:
 
 
 @_answer
-def abort_upload(temp: str) -> dict[str, Any]:
-    """Remove an unfinished upload's temporary file."""
+def abort_upload(rel: str, transfer: str) -> dict[str, Any]:
+    """Remove an unfinished upload's temporary file, if ``begin_upload`` made one."""
     try:
-        os.unlink(_check_temp(temp))
+        os.unlink(_temp(_resolve(rel), transfer))
     except FileNotFoundError:
         pass
     return {}

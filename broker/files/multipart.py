@@ -105,7 +105,7 @@ class MultipartUpload:
                 "(--FileLimits.max_files_per_request); send them in several.",
             )
         try:
-            filename = name.decode()
+            filename = _whatwg_unescape(name.decode())
         except UnicodeDecodeError:
             raise BrokerError(400, "A part's filename is not UTF-8.") from None
         path = request_path(f"{self.directory}/{filename}" if self.directory else filename)
@@ -124,3 +124,9 @@ class MultipartUpload:
     async def abort(self) -> None:
         for upload in self.uploads:
             await upload.abort()
+
+
+def _whatwg_unescape(filename: str) -> str:
+    """Undo the escapes browsers apply to a form's filenames (WHATWG's multipart/form-data
+    encoding: ``"`` as ``%22``, CR as ``%0D``, LF as ``%0A``; nothing else)."""
+    return filename.replace("%22", '"').replace("%0D", "\r").replace("%0A", "\n")

@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from ..errors import BrokerError
-from ..kernel_calls import evaluate
+from ..kernel_calls import evaluate, send_call
 from ..registry import ManagedKernel
 from ..timestamps import format_time
 from .languages import MIME, helper_for
@@ -67,6 +67,10 @@ class KernelFiles:
             raise BrokerError(status if status in _KERNEL_STATUSES else 409, message)
         return doc
 
+    async def send(self, function: str, *args: Any) -> None:
+        """A call whose answer nobody waits for (see ``send_call``)."""
+        await send_call(self.kernel.bridge, self.helper.expression(function, *args))
+
     async def describe(self, path: str) -> dict[str, Any]:
         """A directory's listing, or a file's description with its first chunk."""
         return await self.call(
@@ -104,11 +108,20 @@ class Upload:
         self.size = 0  # bytes received
         self._buffer = bytearray()
         self._sent = 0
+        self._transfer = uuid.uuid4().hex
         self._temp: str | None = None
+        self._begun = False  # begin_upload was sent: the kernel may have a temporary file
 
     async def begin(self) -> None:
         """Create the temporary file (and check the path) in the kernel."""
-        reply = await self.files.call("begin_upload", self.path, uuid.uuid4().hex)
+        self._begun = True
+        try:
+            reply = await self.files.call("begin_upload", self.path, self._transfer)
+        except BrokerError as e:
+            if e.status_code == 504:  # it still runs when the kernel gets to it: undo it then
+                await self.abort()
+            self._begun = False  # otherwise the kernel refused, or lost it in a restart
+            raise
         self._temp = reply["temp"]
 
     async def feed(self, data: bytes) -> None:
@@ -134,12 +147,15 @@ class Upload:
         """Rename the complete file over its target; its model, and whether it is new."""
         await self.flush()
         reply = await self.files.call("commit_upload", self._temp, self.path)
-        self._temp = None
+        self._begun = False
         return {**model(reply), "created": reply["created"]}
 
     async def abort(self) -> None:
-        """Remove the temporary file; a failure to do so is left for the caller to log."""
+        """Have the kernel remove the temporary file once it is done with the calls before.
+
+        Not awaited: calls that timed out still run in the kernel, and this one after them.
+        """
         self._buffer.clear()
-        temp, self._temp = self._temp, None
-        if temp is not None:
-            await self.files.call("abort_upload", temp)
+        if self._begun:
+            self._begun = False
+            await self.files.send("abort_upload", self.path, self._transfer)

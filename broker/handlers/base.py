@@ -163,6 +163,8 @@ class BaseHandler(AuthMixin, web.RequestHandler):
         self.broker.metrics.http_errors[status_code] += 1
         if status_code == 405:  # RFC 9110 requires the list of methods that would work
             self.set_header("Allow", allowed_methods(type(self)))
+        if status_code == 413:  # the rest of the body is not read: Tornado closes, say so
+            self.set_header("Connection", "close")
         self.set_header("Content-Type", "application/json")
         self.finish(json.dumps(error_body(status_code, exc)))
 

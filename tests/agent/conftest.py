@@ -25,14 +25,6 @@ def llm() -> Iterator[ScriptedLLM]:
 
 
 @pytest.fixture
-def workdir(tmp_path: Path) -> Path:
-    """The kernel's working directory (KERNEL_WORKING_DIR), private to the test."""
-    path = tmp_path / "work"
-    path.mkdir()
-    return path
-
-
-@pytest.fixture
 async def kernel_session(broker: RunningBroker, workdir: Path) -> AsyncIterator[KernelSession]:
     """A fresh kernel on the shared broker (interrupts get a generous grace: machines are slow)."""
     session = await KernelSession.start(

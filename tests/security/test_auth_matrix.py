@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -55,7 +56,8 @@ class Row:
     """One endpoint: ``public`` answers all, ``owned`` is alice's, ``any`` any valid token."""
 
     method: str
-    path: str  # alice's {k} kernel, {e} execution, {s} session, {n} snapshot; {fresh_*} new ones
+    path: str  # alice's {k} kernel, {e} execution, {s} session, {n} snapshot, {f} file;
+    # {fresh_*} new ones
     kind: str
     ok: int
     body: Any = None
@@ -93,6 +95,12 @@ ROWS = [
     Row("GET", "/api/snapshots", "any", 200),
     Row("GET", "/api/snapshots/{n}", "owned", 200),
     Row("DELETE", "/api/snapshots/{fresh_n}", "owned", 204),
+    Row("GET", "/api/kernels/{k}/files/", "owned", 200),
+    Row("POST", "/api/kernels/{k}/files/", "owned", 400, {"not": "multipart"}),
+    Row("GET", "/api/kernels/{k}/files/{f}", "owned", 200),
+    Row("PUT", "/api/kernels/{k}/files/{new_f}", "owned", 201, {"any": "bytes"}),
+    Row("POST", "/api/kernels/{k}/files/{f}", "owned", 400, {"not": "multipart"}),
+    Row("DELETE", "/api/kernels/{k}/files/{fresh_f}", "owned", 204),
     Row("POST", "/mcp", "any", 200, MCP_INITIALIZE),
 ]
 WEBSOCKET = Row("GET", "/api/kernels/{k}/channels", "owned", 101)
@@ -125,13 +133,22 @@ def users_broker(tmp_path_factory, broker_env) -> Iterator[RunningBroker]:
 
 
 @pytest.fixture(scope="module")
-def alice(users_broker: RunningBroker) -> dict[str, str]:
-    """Alice's kernel, one finished execution of it, a session on it and a snapshot of it."""
-    kernel = users_broker.start_kernel()
+def alice(users_broker: RunningBroker, tmp_path_factory) -> dict[str, str]:
+    """Alice's kernel, one finished execution of it, a session on it, a snapshot of it and
+    a file in its working directory (a directory of its own)."""
+    workdir = tmp_path_factory.mktemp("alice-files")
+    (workdir / "alice.txt").write_text("alice's")
+    kernel = users_broker.start_kernel(KERNEL_WORKING_DIR=str(workdir))
     r = users_broker.request("POST", f"/api/kernels/{kernel}/execute", {"code": "1"})
     execution = r.headers["Location"].rsplit("/", 1)[1]
     r = users_broker.request("POST", "/api/sessions", {"path": "a.ipynb", "kernel": {"id": kernel}})
-    return {"k": kernel, "e": execution, "s": r.json()["id"], "n": _snapshot(users_broker, kernel)}
+    return {
+        "k": kernel,
+        "e": execution,
+        "s": r.json()["id"],
+        "n": _snapshot(users_broker, kernel),
+        "f": "alice.txt",
+    }
 
 
 def _snapshot(broker: RunningBroker, kernel: str) -> str:
@@ -149,6 +166,12 @@ def fill(broker: RunningBroker, path: str, ids: dict[str, str], role: str) -> st
         if role in ("owner", "admin"):
             fresh = broker.request("POST", "/api/sessions", {"path": f"{role}.ipynb"}).json()["id"]
         ids = {**ids, "fresh_s": fresh}
+    if "{new_f}" in path or "{fresh_f}" in path:  # a name to write, a file to delete
+        new = fresh = ids["f"]  # others try alice's own file
+        if role in ("owner", "admin"):
+            new, fresh = (f"{role}-{uuid.uuid4().hex}.txt" for _ in range(2))
+            broker.request("PUT", f"/api/kernels/{ids['k']}/files/{fresh}", data=b"x")
+        ids = {**ids, "new_f": new, "fresh_f": fresh}
     if "{fresh_n}" in path:
         owner = role in ("owner", "admin")
         ids = {**ids, "fresh_n": _snapshot(broker, ids["k"]) if owner else ids["n"]}
@@ -212,7 +235,8 @@ async def test_the_websocket_answers_each_caller(
 
 def test_the_matrix_covers_every_route_and_method() -> None:
     """A new endpoint in routes() fails here until it gets a row above."""
-    sample = dict.fromkeys(["k", "e", "s", "n", "fresh_k", "fresh_s", "fresh_n"], "id")
+    names = ["k", "e", "s", "n", "f", "new_f", "fresh_k", "fresh_s", "fresh_n", "fresh_f"]
+    sample = dict.fromkeys(names, "id")
     rows = [*ROWS, WEBSOCKET]
     for pattern, handler in routes():
         for method in allowed_methods(handler).split(", "):

@@ -43,13 +43,20 @@ CHECKS = (
     "negative_data_rejection",
     "unsupported_method",
 )
-# Operations that get the live kernel's id, so that generated code runs in a real kernel.
+# Operations that get the live kernel's id, so that generated code runs in a real kernel
+# and generated files are written, read and deleted in one.
 # DELETE /api/kernels/{kernel_id} keeps generated ids: the kernel must survive the run.
 LIVE_KERNEL_OPERATIONS = (
     "POST /api/kernels/{kernel_id}/execute",
     "GET /api/kernels/{kernel_id}/executions",
     "GET /api/kernels/{kernel_id}/executions/{exec_id}",
     "DELETE /api/kernels/{kernel_id}/executions/{exec_id}",
+    "GET /api/kernels/{kernel_id}/files/",
+    "POST /api/kernels/{kernel_id}/files/",
+    "GET /api/kernels/{kernel_id}/files/{path}",
+    "PUT /api/kernels/{kernel_id}/files/{path}",
+    "POST /api/kernels/{kernel_id}/files/{path}",
+    "DELETE /api/kernels/{kernel_id}/files/{path}",
 )
 
 
@@ -66,8 +73,11 @@ def fuzz_broker(tmp_path_factory, broker_env) -> Iterator[RunningBroker]:
 
 
 @pytest.fixture(scope="module")
-def live_kernel(fuzz_broker: RunningBroker) -> str:
-    return fuzz_broker.start_kernel()
+def live_kernel(fuzz_broker: RunningBroker, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The kernel generated requests run in; the files they write go to a directory of its
+    own."""
+    workdir = tmp_path_factory.mktemp("fuzzed-files")
+    return fuzz_broker.start_kernel(KERNEL_WORKING_DIR=str(workdir))
 
 
 def config_file(directory: Path, kernel_id: str) -> Path:
