@@ -13,6 +13,7 @@ from mcp_types import CallToolResult, ImageContent
 from PIL import Image
 
 from ..broker_process import RunningBroker
+from ..test_pools import pool_requests, wait_for_pool
 from .conftest import ALICE, BOB, as_user, mcp_session
 
 TOOLS = {
@@ -127,6 +128,23 @@ async def test_start_kernel_returns_an_id_that_execute_and_shutdown_take(mcp_bro
         assert not stopped.is_error, text(stopped)
         listed = await alice.call_tool("list_kernels", {})
         assert kernel_id not in [k["id"] for k in listed.structured_content["kernels"]]
+
+
+async def test_start_kernel_takes_a_warm_kernel_from_the_pool(mcp_broker: RunningBroker):
+    await wait_for_pool(mcp_broker, 1)
+    hits = pool_requests(mcp_broker, "hit")
+    async with as_user(mcp_broker, ALICE) as alice:
+        started = await alice.call_tool("start_kernel", {})
+        kernel_id = started.structured_content["id"]
+        try:
+            assert pool_requests(mcp_broker, "hit") == hits + 1
+            assert started.structured_content["owner"] == "alice"
+            assert (
+                text(await run(alice, kernel_id, "import os; print(os.environ['KERNEL_USERNAME'])"))
+                == "alice"
+            )
+        finally:
+            await alice.call_tool("shutdown_kernel", {"kernel_id": kernel_id})
 
 
 async def test_execute_returns_stdout_stderr_and_the_last_value(
