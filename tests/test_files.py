@@ -265,6 +265,16 @@ def test_a_symlink_inside_the_working_directory_is_followed(
     assert (workdir / "real" / "f.txt").read_bytes() == b"via link"
 
 
+def test_download_of_a_fifo_is_409_and_the_kernel_stays_free(
+    broker: RunningBroker, kernel: str, workdir: Path
+) -> None:
+    os.mkfifo(workdir / "pipe")
+    r = broker.request("GET", files(kernel, "pipe"))
+    assert r.status_code == 409
+    assert "not a regular file" in r.json()["message"]
+    assert broker.stdout(kernel, "print('free')") == "free\n"
+
+
 def test_put_on_a_directory_is_409(broker: RunningBroker, kernel: str, workdir: Path) -> None:
     (workdir / "d").mkdir()
     r = broker.request("PUT", files(kernel, "d"), data=b"x")

@@ -147,6 +147,8 @@ def describe(rel: str, max_entries: int, first_bytes: int) -> dict[str, Any]:
     if stat.S_ISDIR(st.st_mode):
         entries, truncated = _entries(real, rel, max_entries)
         return {**_model(rel, st), "entries": entries, "truncated": truncated}
+    if not stat.S_ISREG(st.st_mode):  # reading a FIFO or a device could block the kernel
+        raise Refusal(409, f"{rel!r} is not a regular file; only files can be downloaded.")
     with open(real, "rb") as f:
         st = os.fstat(f.fileno())
         data = f.read(first_bytes)

@@ -44,6 +44,10 @@ HELPERS: dict[str, FileHelper] = {"python": PythonHelper()}
 
 def helper_for(kernel_info: dict[str, Any], kernel_name: str) -> FileHelper:
     """The helper for a kernel's ``language_info.name``; 501 for a language without one."""
+    if not kernel_info:
+        raise BrokerError(
+            409, f"The kernel (kernelspec {kernel_name!r}) has not answered kernel_info yet; retry."
+        )
     language = str((kernel_info.get("language_info") or {}).get("name", "")).lower()
     helper = HELPERS.get(language)
     if helper is None:
