@@ -43,6 +43,9 @@ class Tool:
     args: type[Args]
     run: Callable[[Call, Any], Awaitable[CallToolResult]]
     annotations: ToolAnnotations
+    # Whether a client that goes away may cancel it: waiting for output, yes; a start,
+    # restart, upload or shutdown cut short would leave a kernel or a file half made.
+    cancellable: bool = False
 
 
 def _hints(read_only: bool = False, destructive: bool = False) -> ToolAnnotations:
@@ -86,6 +89,7 @@ TOOLS = [
         ExecuteArgs,
         execute,
         _hints(),
+        cancellable=True,
     ),
     Tool(
         "get_execution",
@@ -95,6 +99,7 @@ TOOLS = [
         ExecutionArgs,
         get_execution,
         _hints(read_only=True),
+        cancellable=True,
     ),
     Tool(
         "interrupt",

@@ -7,6 +7,7 @@ message saying what to do next, never as a protocol error or a crash; it is logg
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -23,7 +24,7 @@ from pydantic import ValidationError
 
 from .. import __version__
 from ..errors import BrokerError
-from .catalog import TOOLS
+from .catalog import TOOLS, Tool
 from .tools import Call
 
 if TYPE_CHECKING:
@@ -39,6 +40,7 @@ INSTRUCTIONS = (
     "shut it down with shutdown_kernel when done."
 )
 _BY_NAME = {tool.name: tool for tool in TOOLS}
+_detached: set[asyncio.Task[CallToolResult]] = set()  # tools running on for a departed caller
 
 
 def tool_error(message: str) -> CallToolResult:
@@ -84,13 +86,29 @@ async def call_tool(
         log.warning("mcp tool %s: %s", name, message)
         return tool_error(message)
     try:
-        return await tool.run(Call(broker, user), args)
+        return await _run(tool, Call(broker, user), args)
     except BrokerError as error:
         log.warning("mcp tool %s: %d %s", name, error.status_code, error.message)
         return tool_error(error.message)
     except Exception:
         log.exception("mcp tool %s failed", name)
         return tool_error("The broker hit an unexpected error; it is logged. Retry, or report it.")
+
+
+async def _run(tool: Tool, call: Call, args: Any) -> CallToolResult:
+    """Run the tool; one that is not cancellable finishes even if its caller is gone."""
+    if tool.cancellable:
+        return await tool.run(call, args)
+    task = asyncio.ensure_future(tool.run(call, args))
+    _detached.add(task)
+    task.add_done_callback(_finished)
+    return await asyncio.shield(task)
+
+
+def _finished(task: asyncio.Task[CallToolResult]) -> None:
+    _detached.discard(task)
+    if not task.cancelled():
+        task.exception()  # retrieved here: the caller, if still there, reports it
 
 
 def build_server(broker: Broker) -> Server[Any]:

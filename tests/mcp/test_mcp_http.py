@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import io
+import time
 
 import pytest
 import requests
@@ -319,6 +320,26 @@ async def test_bad_calls_leave_the_broker_serving(mcp_broker: RunningBroker):
         for arguments in ({}, {"kernel_id": None}, {"kernel_id": "x" * 10000, "code": "1"}):
             assert (await alice.call_tool("execute", arguments)).is_error
         assert mcp_broker.request("GET", "/api/status").status_code == 200
+
+
+def test_a_start_whose_client_left_still_completes_and_is_listed(mcp_broker: RunningBroker):
+    call = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "tools/call",
+        "params": {"name": "start_kernel", "arguments": {"env": {"KERNEL_LAUNCH_TIMEOUT": "60"}}},
+    }
+    headers = {**mcp_broker.headers(), "Content-Type": "application/json"}
+    before = {k["id"] for k in mcp_broker.request("GET", "/api/kernels").json()}
+    with pytest.raises(requests.exceptions.ReadTimeout):  # gone before the kernel is up
+        requests.post(f"{mcp_broker.url}/mcp", json=call, headers=headers, timeout=0.01)
+    deadline = time.monotonic() + 60
+    while not (new := {k["id"] for k in mcp_broker.request("GET", "/api/kernels").json()} - before):
+        assert time.monotonic() < deadline, "the departed client's kernel never appeared"
+        time.sleep(0.2)  # nothing to await from outside: the kernel list is the signal
+    for kernel_id in new:
+        assert mcp_broker.stdout(kernel_id, "print(1)") == "1\n"
+        mcp_broker.delete_kernel(kernel_id)
 
 
 def test_client_that_leaves_mid_execute_interrupts_the_code(
