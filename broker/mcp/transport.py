@@ -12,7 +12,6 @@ every tool call names its kernel, so any broker replica can serve any request.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from typing import TYPE_CHECKING, Any
 
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
@@ -131,8 +130,11 @@ class McpHandler(BaseHandler):
         self._app_task = asyncio.ensure_future(
             self.broker.mcp.manager.handle_request(scope, receive, self._send)
         )
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._app_task  # cancelled when the client goes away
+        try:
+            await self._app_task
+        except asyncio.CancelledError:
+            if not disconnected.is_set():  # not the client leaving (on_connection_close)
+                raise
         if not self._finished and not disconnected.is_set():
             self.finish()
 

@@ -332,7 +332,7 @@ def test_a_start_whose_client_left_still_completes_and_is_listed(mcp_broker: Run
     headers = {**mcp_broker.headers(), "Content-Type": "application/json"}
     before = {k["id"] for k in mcp_broker.request("GET", "/api/kernels").json()}
     with pytest.raises(requests.exceptions.ReadTimeout):  # gone before the kernel is up
-        requests.post(f"{mcp_broker.url}/mcp", json=call, headers=headers, timeout=0.01)
+        requests.post(f"{mcp_broker.url}/mcp", json=call, headers=headers, timeout=(10, 0.3))
     deadline = time.monotonic() + 60
     while not (new := {k["id"] for k in mcp_broker.request("GET", "/api/kernels").json()} - before):
         assert time.monotonic() < deadline, "the departed client's kernel never appeared"
@@ -360,7 +360,7 @@ def test_client_that_leaves_mid_execute_interrupts_the_code(
         "Content-Type": "application/json",
     }
     with pytest.raises(requests.exceptions.ReadTimeout):  # the client gives up, closing
-        requests.post(f"{mcp_broker.url}/mcp", json=call, headers=headers, timeout=3)
+        requests.post(f"{mcp_broker.url}/mcp", json=call, headers=headers, timeout=(10, 3))
     # queued behind the sleep: it runs as soon as the sleep was interrupted, not after 120 s
     assert mcp_broker.stdout(kernel_id, "print('next')") == "next\n"
     statuses = [
