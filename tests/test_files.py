@@ -12,6 +12,8 @@ import http.client
 import json
 import os
 import re
+import socket
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -298,6 +300,23 @@ def test_unknown_kernel_is_404(broker: RunningBroker) -> None:
         assert "no-such-kernel" in r.json()["message"]
     r = broker.request("POST", files("no-such-kernel"), files=[("f", ("a", b"1"))])
     assert r.status_code == 404
+
+
+def test_a_client_that_leaves_mid_upload_leaves_no_file(broker: RunningBroker, kernel: str) -> None:
+    parts = urlsplit(broker.url)
+    with socket.create_connection((parts.hostname, parts.port), timeout=30) as sock:
+        head = (
+            f"PUT {files(kernel, 'half.bin')} HTTP/1.1\r\nHost: x\r\n"
+            f"Authorization: token {broker.token}\r\nContent-Length: 10000000\r\n\r\n"
+        )
+        sock.sendall(head.encode() + b"x" * 300_000)
+    # The broker reads what the client sent before it sees the close, while it answers
+    # other requests: nothing says from outside when the clean-up is queued, so ask again
+    # (each answer is a real look at the kernel's disk) until it is done or 30 s passed.
+    deadline = time.monotonic() + 30
+    while (left := broker.files_left(kernel)) and time.monotonic() < deadline:
+        pass
+    assert left == []
 
 
 def test_upload_without_a_token_is_401_and_answered(broker: RunningBroker, kernel: str) -> None:

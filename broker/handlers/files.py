@@ -50,6 +50,7 @@ class FilesHandler(BaseHandler):
         super().initialize()
         self._sink: Upload | MultipartUpload | None = None
         self._refusal: BrokerError | None = None
+        self._client_left = False
 
     # --- uploads: the body streams into the kernel ----------------------------
 
@@ -66,6 +67,8 @@ class FilesHandler(BaseHandler):
             self._sink = await self._open_sink()
         except BrokerError as e:
             self._refusal = e
+        if self._client_left:  # it left while the upload began: nothing will follow
+            self.on_connection_close()
 
     async def _open_sink(self) -> Upload | MultipartUpload:
         self.user = self.authenticate()
@@ -128,6 +131,7 @@ class FilesHandler(BaseHandler):
 
     def on_connection_close(self) -> None:
         """A client that leaves mid-upload leaves no temporary file behind."""
+        self._client_left = True
         sink, self._sink = self._sink, None
         if sink is not None:
             task = asyncio.ensure_future(_abort(sink, self.request.path))
