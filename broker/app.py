@@ -23,6 +23,8 @@ from .files.limits import FileLimits
 from .handlers import api, channels, executions, files, kernels, sessions, snapshots
 from .kernelspecs import KernelSpecs
 from .logs import LOG_FORMAT, EventFormatter, route_module_loggers
+from .mcp.tools import McpLimits
+from .mcp.transport import McpHandler, McpService
 from .metrics import Metrics
 from .offered_kernelspecs import OfferedKernelSpecManager, default_refusal, local_kernels_default
 from .options import StrictLoader, UsageError, fail
@@ -66,6 +68,7 @@ def routes() -> list[tuple[str, type]]:
         (r"/api/snapshots/(?P<snapshot_id>[^/]+)/?", snapshots.SnapshotHandler),
         (r"/api/sessions/?", sessions.SessionsHandler),
         (r"/api/sessions/(?P<session_id>[^/]+)/?", sessions.SessionHandler),
+        (r"/mcp/?", McpHandler),
     ]
 
 
@@ -180,6 +183,7 @@ class Broker(Application):
         StateDir,
         KernelShutdown,
         ExecutionLimits,
+        McpLimits,
         FileLimits,
         KernelPools,
         Replicas,
@@ -263,6 +267,7 @@ class Broker(Application):
             raise StartupError(refused)
         self.specs = KernelSpecs(manager, self.default_kernel_name)
         self.execution_limits = ExecutionLimits(parent=self)
+        self.mcp_limits = McpLimits(parent=self)
         self.file_limits = FileLimits(parent=self)
 
     def _make_auth(self) -> Authenticator:
@@ -339,6 +344,8 @@ class Broker(Application):
         server.add_sockets(sockets)
         port = sockets[0].getsockname()[1]
         await self.registry.start_background()
+        self.mcp = McpService(self)
+        await self.mcp.start()
         self._announce(port, ssl_ctx is not None)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -375,6 +382,7 @@ class Broker(Application):
                 self.state.directory,
                 self.state.orphan_timeout,
             )
+        await self.mcp.stop()
         await server.close_all_connections()
 
     def start(self) -> None:

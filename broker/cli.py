@@ -1,4 +1,4 @@
-"""`kernel-broker serve | run NOTEBOOK`: the command line."""
+"""`kernel-broker serve | run NOTEBOOK | mcp`: the command line."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ USAGE = """usage: kernel-broker COMMAND [ARGS]
 commands:
   serve   start the broker (kernel-broker serve --help-all lists every option)
   run     execute a notebook on a broker kernel (kernel-broker run --help)
+  mcp     serve a broker's MCP tools over stdio for desktop agents (kernel-broker mcp --help)
 """
 
 
@@ -23,6 +24,10 @@ def main(argv: list[str] | None = None) -> None:
         from .client.run import main as run
 
         run(rest)
+    elif command == "mcp":
+        from .mcp.stdio import main as mcp_stdio
+
+        mcp_stdio(rest)
     elif command and command not in ("-h", "--help"):
         from .options import unknown_command
 

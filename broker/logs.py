@@ -10,8 +10,9 @@ import time
 from typing import Any
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
-# Loggers besides the application's own: the broker's modules, and Tornado's errors.
-LOGGERS = {"broker": "DEBUG", "tornado": "WARNING"}
+# Loggers besides the application's own: the broker's modules, Tornado's and the MCP SDK's
+# warnings and errors.
+LOGGERS = {"broker": "DEBUG", "tornado": "WARNING", "mcp": "WARNING"}
 
 
 class EventFormatter(logging.Formatter):

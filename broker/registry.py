@@ -57,6 +57,11 @@ class ManagedKernel:
     def execution_state(self) -> str:
         return "dead" if self.dead else self.bridge.execution_state
 
+    def check_alive(self) -> None:
+        """409 for a kernel that is dead: nothing can run until it is restarted."""
+        if self.dead:
+            raise BrokerError(409, f"Kernel {self.id} is dead; restart or shut it down.")
+
     def model(self) -> dict[str, Any]:
         model = {
             "id": self.id,
@@ -435,8 +440,7 @@ class KernelRegistry(LoggingConfigurable):
         return kernel.executions
 
     async def interrupt(self, kernel: ManagedKernel) -> None:
-        if kernel.dead:
-            raise BrokerError(409, f"Kernel {kernel.id} is dead; restart or shut it down.")
+        kernel.check_alive()
         await kernel.manager.interrupt_kernel()
 
     def _outlives_broker(self, km: AsyncKernelManager) -> bool:

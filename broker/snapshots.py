@@ -128,7 +128,7 @@ class SnapshotStore(LoggingConfigurable):
     async def take(self, kernel: ManagedKernel) -> dict[str, Any]:
         """Snapshot a kernel's variables into a new file; its description."""
         directory = self._dir()
-        _check_alive(kernel)
+        kernel.check_alive()
         expression = kernel_expression(f"snapshot({self.max_bytes})")
         doc = await _evaluate(kernel.bridge, expression, self.timeout)
         if "payload" not in doc:
@@ -171,7 +171,7 @@ class SnapshotStore(LoggingConfigurable):
     async def restore(self, snapshot_id: str, kernel: ManagedKernel, user: User) -> dict[str, Any]:
         """Load a snapshot into a kernel; which variables came back and which failed."""
         meta = self.get(snapshot_id, user)
-        _check_alive(kernel)
+        kernel.check_alive()
         path = self._dir() / f"{snapshot_id}.bin"
         data = await asyncio.to_thread(path.read_bytes)
         expression = kernel_expression(f"restore({meta['compression']!r})")
@@ -184,8 +184,3 @@ class SnapshotStore(LoggingConfigurable):
             len(doc["failed"]),
         )
         return {"snapshot": snapshot_id, "kernel_id": kernel.id, **doc}
-
-
-def _check_alive(kernel: ManagedKernel) -> None:
-    if kernel.dead:
-        raise BrokerError(409, f"Kernel {kernel.id} is dead; restart or shut it down.")

@@ -4,12 +4,13 @@ It talks to a broker only over HTTP and websocket (through ``broker.client``) an
 any OpenAI-compatible Chat Completions server through the ``openai`` SDK.
 """
 
+from broker.client.results import Execution, ExecutionError, Logs, Result
+
 from .agent import Agent, AgentConfig
 from .collector import Callbacks
 from .files import download, upload, upload_file
 from .kernel import KernelGone, KernelSession
 from .llm import ChatModel
-from .results import Execution, ExecutionError, Logs, Result
 from .transcript import Transcript
 
 __all__ = [

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from broker.client.tool_output import ToolOutput, render
+
 from . import files
 from .collector import Callbacks
 from .events import (
@@ -21,7 +23,6 @@ from .events import (
 )
 from .kernel import KernelSession
 from .llm import ChatModel, ToolCall
-from .tool_output import ToolOutput, render
 from .transcript import Transcript
 
 SYSTEM_PROMPT = """You are a data analyst with a persistent Python (IPython) kernel.

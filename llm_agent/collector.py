@@ -7,9 +7,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from broker.client.results import Execution, ExecutionError, Result, strip_ansi
 from broker.wire import Message
-
-from .results import Execution, ExecutionError, Result, strip_ansi
 
 Callback = Callable[[Any], Awaitable[None] | None]
 

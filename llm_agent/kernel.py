@@ -18,10 +18,10 @@ from typing import Any
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from broker.client import BrokerAPIError, BrokerREST, ChannelsConnection
+from broker.client.results import Execution
 from broker.wire import Message, make_message
 
 from .collector import Callbacks, Collector
-from .results import Execution
 
 log = logging.getLogger("llm_agent.kernel")
 

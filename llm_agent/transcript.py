@@ -8,7 +8,7 @@ import nbformat
 from nbformat import NotebookNode
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, output_from_msg
 
-from .results import Execution
+from broker.client.results import Execution
 
 
 class Transcript:

@@ -34,12 +34,17 @@ def model(doc: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def listing(doc: dict[str, Any]) -> dict[str, Any]:
+    """A described directory as the API shows it: its model and its entries' models."""
+    entries = [model(e) for e in doc["entries"]]
+    return {**model(doc), "entries": entries, "truncated": doc["truncated"]}
+
+
 class KernelFiles:
     """The file API of one live kernel."""
 
     def __init__(self, kernel: ManagedKernel, limits: FileLimits) -> None:
-        if kernel.dead:
-            raise BrokerError(409, f"Kernel {kernel.id} is dead; restart or shut it down.")
+        kernel.check_alive()
         self.kernel = kernel
         self.limits = limits
         self.helper = helper_for(kernel.bridge.kernel_info, kernel.name)

@@ -44,8 +44,7 @@ class ExecuteHandler(BaseHandler):
         timeout = requested_timeout(body, self.broker.execution_limits)
         background = field(body, "background", bool, False)
         ansi = field(body, "ansi", bool, False)
-        if kernel.dead:
-            raise BrokerError(409, f"Kernel {kernel_id} is dead; restart or shut it down.")
+        kernel.check_alive()
         executions = self.broker.registry.executions(kernel)
         ex = executions.submit(code, timeout)
         location = f"/api/kernels/{quote(kernel_id)}/executions/{ex.id}"

@@ -21,7 +21,7 @@ from tornado.iostream import StreamClosedError
 from ..errors import BrokerError
 from ..files.multipart import MultipartUpload
 from ..files.paths import request_path
-from ..files.transfer import KernelFiles, Upload, model
+from ..files.transfer import KernelFiles, Upload, listing
 from .base import CHUNKED_CAP, BaseHandler, allowed_methods, log_error
 
 log = logging.getLogger("broker.files")
@@ -149,8 +149,7 @@ class FilesHandler(BaseHandler):
         rel = request_path(path)
         doc = await files.describe(rel)
         if doc["type"] == "directory":
-            entries = [model(e) for e in doc["entries"]]
-            self.write_json({**model(doc), "entries": entries, "truncated": doc["truncated"]})
+            self.write_json(listing(doc))
             return
         name = doc["name"]
         self.set_header("Content-Type", mimetypes.guess_type(name)[0] or "application/octet-stream")

@@ -125,7 +125,8 @@ def test_a_missing_download_is_one_line_and_the_answer_is_kept(
     *_, saved, error = done.stderr.strip().splitlines()
     assert saved == "notebook saved to chat.ipynb"
     assert (
-        error.startswith("llm-agent: error: reading none.txt: FileNotFoundError")
+        error.startswith("llm-agent: error: cannot download none.txt: ")
+        and error.endswith("(404)")
         and "Traceback" not in done.stderr
     )
     assert notebooks(tmp_path) == ["chat.ipynb"]

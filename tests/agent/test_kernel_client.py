@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from broker.client import ChannelsConnection
+from broker.client.results import Result
 from llm_agent.collector import Callbacks
 from llm_agent.kernel import KernelSession
-from llm_agent.results import Result
 
 from ..broker_process import start_broker
 

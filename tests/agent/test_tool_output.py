@@ -7,9 +7,9 @@ import io
 
 from PIL import Image
 
-from llm_agent.images import fit_image
-from llm_agent.results import Execution, ExecutionError, Logs, Result
-from llm_agent.tool_output import render, truncate
+from broker.client.images import fit_image
+from broker.client.results import Execution, ExecutionError, Logs, Result
+from broker.client.tool_output import render, truncate
 
 
 def make_png(width: int, height: int) -> str:

@@ -45,6 +45,14 @@ USERS = {
 }
 
 
+MCP_INITIALIZE = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t"}},
+}
+
+
 @dataclass(frozen=True)
 class Row:
     """One endpoint: ``public`` answers all, ``owned`` is alice's, ``any`` any valid token."""
@@ -95,6 +103,7 @@ ROWS = [
     Row("PUT", "/api/kernels/{k}/files/{new_f}", "owned", 201, {"any": "bytes"}),
     Row("POST", "/api/kernels/{k}/files/{f}", "owned", 400, {"not": "multipart"}),
     Row("DELETE", "/api/kernels/{k}/files/{fresh_f}", "owned", 204),
+    Row("POST", "/mcp", "any", 200, MCP_INITIALIZE),
 ]
 WEBSOCKET = Row("GET", "/api/kernels/{k}/channels", "owned", 101)
 
@@ -177,6 +186,8 @@ def call(
     headers = {"Authorization": f"token {token}"} if token and via == "header" else {}
     params = {"token": token} if token and via == "query" else {}
     data = None if body is None else json.dumps(body)
+    if body is not None:
+        headers["Content-Type"] = "application/json"
     url = broker.url + path
     return requests.request(method, url, headers=headers, params=params, data=data, timeout=120)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from broker.client.ansi import strip_ansi
+from .ansi import strip_ansi
 
 # MIME type -> field name; anything else lands in Result.extra.
 MIME_FIELDS = {
@@ -168,3 +168,48 @@ class Execution:
                 "state are gone; this code ran on the fresh kernel."
             )
         return ""
+
+
+def execution_from_events(events: list[dict[str, Any]]) -> Execution:
+    """The ``Execution`` that the events of the HTTP execute API describe.
+
+    ``events`` are as ``POST /api/kernels/{id}/execute`` streams them (plain text, no ANSI):
+    ``stdout``, ``stderr``, ``display_data``, ``execute_result``, ``error``,
+    ``clear_output`` and a final ``end`` whose status says what happened to the kernel.
+    """
+    execution = Execution()
+    clear_pending = False  # clear_output(wait=True) clears when the next output arrives
+    for event in events:
+        kind = event.get("type")
+        if clear_pending and kind in ("stdout", "stderr", "display_data", "execute_result"):
+            execution.results.clear()
+            execution.logs = Logs()
+            clear_pending = False
+        if kind in ("stdout", "stderr"):
+            getattr(execution.logs, kind).append(event.get("text", ""))
+        elif kind in ("display_data", "execute_result"):
+            main = kind == "execute_result"
+            result = Result.from_bundle(event.get("data") or {}, event.get("metadata"), main=main)
+            execution.results.append(result)
+        elif kind == "error":
+            traceback = event.get("traceback") or []
+            execution.error = ExecutionError(
+                name=event.get("name", ""),
+                value=event.get("value", ""),
+                traceback="\n".join(traceback) if isinstance(traceback, list) else str(traceback),
+            )
+        elif kind == "clear_output":
+            clear_pending = True
+            if not event.get("wait"):
+                execution.results.clear()
+                execution.logs = Logs()
+                clear_pending = False
+        elif kind == "end":
+            execution.execution_count = event.get("execution_count")
+            status = event.get("status")
+            execution.timed_out = status == "timeout"
+            execution.interrupted = status in ("timeout", "cancelled")
+            if status == "aborted":  # the kernel restarted or died under the code
+                execution.kernel_restarted = True
+                execution.restart_reason = "crash"
+    return execution
