@@ -9,6 +9,7 @@ USAGE = """usage: kernel-broker COMMAND [ARGS]
 commands:
   serve   start the broker (kernel-broker serve --help-all lists every option)
   run     execute a notebook on a broker kernel (kernel-broker run --help)
+  kernels install bash|deno|r   install a kernel in another language, register its kernelspec
 """
 
 
@@ -23,6 +24,10 @@ def main(argv: list[str] | None = None) -> None:
         from .client.run import main as run
 
         run(rest)
+    elif command == "kernels":
+        from .kernels_install import main as kernels
+
+        kernels(rest)
     else:
         print(USAGE, file=sys.stderr)
         sys.exit(0 if command in ("-h", "--help") else 2)
