@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import argparse
 import functools
+import json
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 
@@ -38,6 +39,8 @@ class Recipe:
     pip: tuple[str, ...]
     apt: tuple[str, ...]
     spec_dir: Callable[[Path], Path]
+    # What the broker needs to know of this kernel, merged into metadata.kernel_broker.
+    broker_metadata: dict[str, str] = field(default_factory=dict)
 
 
 def _bash_spec(tmp: Path) -> Path:
@@ -74,7 +77,15 @@ def _r_spec(tmp: Path) -> Path:
 
 RECIPES: dict[str, Recipe] = {
     "bash": Recipe("bash", "Bash (bash_kernel)", ("bash_kernel>=0.10",), (), _bash_spec),
-    "deno": Recipe("deno", "JavaScript/TypeScript (Deno)", ("deno>=2.9,<3",), (), _deno_spec),
+    # Deno's kernel binds TCP ports only (an ipc:// address is taken for a host name).
+    "deno": Recipe(
+        "deno",
+        "JavaScript/TypeScript (Deno)",
+        ("deno>=2.9,<3",),
+        (),
+        _deno_spec,
+        {"transport": "tcp"},
+    ),
     "r": Recipe("ir", "R (IRkernel)", (), ("r-cran-irkernel",), _r_spec),
 }
 
@@ -134,12 +145,24 @@ def _install_packages(recipe: Recipe, say: Callable[[str], None]) -> None:
     _run(command.split(), env={"DEBIAN_FRONTEND": "noninteractive"})
 
 
+def _with_broker_metadata(source: Path, copy: Path, values: dict[str, str]) -> Path:
+    """A copy of the kernelspec directory with ``values`` in its metadata.kernel_broker."""
+    shutil.copytree(source, copy)
+    kernel_json = copy / "kernel.json"
+    spec = json.loads(kernel_json.read_text())
+    spec.setdefault("metadata", {}).setdefault("kernel_broker", {}).update(values)
+    kernel_json.write_text(json.dumps(spec, indent=1))
+    return copy
+
+
 def install(name: str, user: bool = False, say: Callable[[str], None] = print) -> str:
     """Install kernel ``name`` (a key of RECIPES) and register its kernelspec; its path."""
     recipe = RECIPES[name]
     _install_packages(recipe, say)
     with tempfile.TemporaryDirectory() as tmp:
         source = recipe.spec_dir(Path(tmp))
+        if recipe.broker_metadata:
+            source = _with_broker_metadata(source, Path(tmp) / "spec", recipe.broker_metadata)
         prefix = None if user else sys.prefix
         path = KernelSpecManager().install_kernel_spec(
             str(source), recipe.kernelspec, user=user, prefix=prefix

@@ -66,7 +66,7 @@ class KernelLauncher:
         kernel_dir = os.path.join(self.runtime_dir, spawn_id)
         os.makedirs(kernel_dir, mode=0o700, exist_ok=True)
         ipc_prefix = os.path.join(kernel_dir, "k")
-        ipc = self.transport == "ipc" and len(ipc_prefix) + 6 < _MAX_IPC_PATH
+        ipc = self._transport(name) == "ipc" and len(ipc_prefix) + 6 < _MAX_IPC_PATH
         return AsyncKernelManager(
             parent=self.parent,
             kernel_name=name,
@@ -76,6 +76,15 @@ class KernelLauncher:
             connection_file=os.path.join(kernel_dir, "connection.json"),
             cache_ports=not ipc,  # the port cache binds TCP ports; ipc needs none
         )
+
+    def _transport(self, name: str) -> str:
+        """The kernelspec's ``metadata.kernel_broker.transport`` (a kernel that speaks only
+        TCP, such as Deno's, says ``tcp``), else the broker's default."""
+        try:
+            metadata = self.specs.get_kernel_spec(name).metadata
+        except Exception:  # an unknown spec: the start itself reports it
+            return self.transport
+        return (metadata.get("kernel_broker") or {}).get("transport") or self.transport
 
     def bridge_for(self, kernel_id: str, km: AsyncKernelManager) -> Bridge:
         bridge = Bridge(
