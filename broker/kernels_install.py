@@ -22,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 from jupyter_client.kernelspec import KernelSpecManager
 
@@ -39,8 +40,8 @@ class Recipe:
     pip: tuple[str, ...]
     apt: tuple[str, ...]
     spec_dir: Callable[[Path], Path]
-    # What the broker needs to know of this kernel, merged into metadata.kernel_broker.
-    broker_metadata: dict[str, str] = field(default_factory=dict)
+    # Corrections to the kernel's own kernel.json (top-level keys; metadata merged per key).
+    spec_updates: dict[str, Any] = field(default_factory=dict)
 
 
 def _bash_spec(tmp: Path) -> Path:
@@ -77,14 +78,15 @@ def _r_spec(tmp: Path) -> Path:
 
 RECIPES: dict[str, Recipe] = {
     "bash": Recipe("bash", "Bash (bash_kernel)", ("bash_kernel>=0.10",), (), _bash_spec),
-    # Deno's kernel binds TCP ports only (an ipc:// address is taken for a host name).
+    # Deno's kernel binds TCP ports only (it takes an ipc:// address for a host name), and
+    # SIGINT ends it, while it honours an interrupt_request on the control channel.
     "deno": Recipe(
         "deno",
         "JavaScript/TypeScript (Deno)",
         ("deno>=2.9,<3",),
         (),
         _deno_spec,
-        {"transport": "tcp"},
+        {"interrupt_mode": "message", "metadata": {"kernel_broker": {"transport": "tcp"}}},
     ),
     "r": Recipe("ir", "R (IRkernel)", (), ("r-cran-irkernel",), _r_spec),
 }
@@ -145,12 +147,18 @@ def _install_packages(recipe: Recipe, say: Callable[[str], None]) -> None:
     _run(command.split(), env={"DEBIAN_FRONTEND": "noninteractive"})
 
 
-def _with_broker_metadata(source: Path, copy: Path, values: dict[str, str]) -> Path:
-    """A copy of the kernelspec directory with ``values`` in its metadata.kernel_broker."""
+def _updated_spec(source: Path, copy: Path, updates: dict[str, Any]) -> Path:
+    """A copy of the kernelspec directory with ``updates`` applied to its kernel.json."""
     shutil.copytree(source, copy)
     kernel_json = copy / "kernel.json"
     spec = json.loads(kernel_json.read_text())
-    spec.setdefault("metadata", {}).setdefault("kernel_broker", {}).update(values)
+    for key, value in updates.items():
+        if key == "metadata":
+            metadata = spec.setdefault("metadata", {})
+            for name, fields in value.items():
+                metadata.setdefault(name, {}).update(fields)
+        else:
+            spec[key] = value
     kernel_json.write_text(json.dumps(spec, indent=1))
     return copy
 
@@ -161,8 +169,8 @@ def install(name: str, user: bool = False, say: Callable[[str], None] = print) -
     _install_packages(recipe, say)
     with tempfile.TemporaryDirectory() as tmp:
         source = recipe.spec_dir(Path(tmp))
-        if recipe.broker_metadata:
-            source = _with_broker_metadata(source, Path(tmp) / "spec", recipe.broker_metadata)
+        if recipe.spec_updates:
+            source = _updated_spec(source, Path(tmp) / "spec", recipe.spec_updates)
         prefix = None if user else sys.prefix
         path = KernelSpecManager().install_kernel_spec(
             str(source), recipe.kernelspec, user=user, prefix=prefix
