@@ -232,5 +232,14 @@ class SnapshotStore(LoggingConfigurable):
 
 
 def _check_alive(kernel: ManagedKernel) -> None:
+    """A live Python kernel, else 409: the snapshot code runs in IPython (cloudpickle)."""
     if kernel.dead:
         raise BrokerError(409, f"Kernel {kernel.id} is dead; restart or shut it down.")
+    language = kernel.bridge.kernel_info.get("language_info", {}).get("name", "")
+    if language.lower() != "python":
+        raise BrokerError(
+            409,
+            f"Snapshots need a Python kernel (ipykernel); kernel {kernel.id} runs "
+            f"{language or 'an unknown language'}. Save its state with the language's own "
+            "tools (for example saveRDS in R) instead.",
+        )

@@ -32,6 +32,7 @@ class Language:
     define: str  # sets a variable the restart test looks for
     defined: str  # prints "yes" when it is set, "no" otherwise
     sleep: str  # prints "sleeping" then sleeps a minute
+    pwd: str  # prints the working directory and a newline
 
 
 BASH = Language(
@@ -47,6 +48,7 @@ BASH = Language(
     define="kept=1",
     defined='[ -n "${kept:-}" ] && echo yes || echo no',
     sleep="echo sleeping; sleep 60",
+    pwd="pwd",
 )
 DENO = Language(
     install="deno",
@@ -61,6 +63,7 @@ DENO = Language(
     define="var kept: number = 1",
     defined="console.log(typeof kept !== 'undefined' ? 'yes' : 'no')",
     sleep="console.log('sleeping'); await new Promise((r) => setTimeout(r, 60000))",
+    pwd="console.log(Deno.cwd())",
 )
 R = Language(
     install="r",
@@ -75,6 +78,7 @@ R = Language(
     define="kept <- 1",
     defined="cat(if (exists('kept')) 'yes' else 'no', '\\n', sep = '')",
     sleep="cat('sleeping\\n'); Sys.sleep(60)",
+    pwd="cat(getwd(), '\\n', sep = '')",
 )
 
 
