@@ -50,20 +50,39 @@ BASH = Language(
     sleep="echo sleeping; sleep 60",
     pwd="pwd",
 )
+
+
+def deno_print(expression: str) -> str:
+    """Deno code printing ``expression`` and a newline on stdout, before the cell ends.
+
+    Deno's kernel may publish a cell's idle status before its output, whether printed
+    with console.log (a pipe the kernel reads on its own) or sent with
+    Deno.jupyter.broadcast; nbclient and the execute endpoint stop listening at idle, so
+    the output is lost. Seen locally with jupyter_client alone (8 kernels of 5 cells: one
+    kernel lost all five outputs, another its first), so it is the kernel's. The cell
+    yields to Deno's event loop for 50 ms after printing, which lets the output go first.
+    """
+    return (
+        "await Deno.jupyter.broadcast('stream', "
+        f"{{name: 'stdout', text: String({expression}) + '\\n'}}); "
+        "await new Promise((r) => setTimeout(r, 50))"
+    )
+
+
 DENO = Language(
     install="deno",
     kernelspec="deno",
     language="typescript",
     tool="run_typescript",
-    hello="console.log('hello', 6 * 7)",
+    hello=deno_print("'hello ' + 6 * 7"),
     fail="throw new Error('boom')",
     error_value="boom",
     display="Deno.jupyter.html`<b>bold</b>`",
     mime="text/html",
     define="var kept: number = 1",
-    defined="console.log(typeof kept !== 'undefined' ? 'yes' : 'no')",
+    defined=deno_print("typeof kept !== 'undefined' ? 'yes' : 'no'"),
     sleep="console.log('sleeping'); await new Promise((r) => setTimeout(r, 60000))",
-    pwd="console.log(Deno.cwd())",
+    pwd=deno_print("Deno.cwd()"),
 )
 R = Language(
     install="r",
