@@ -1,4 +1,4 @@
-"""The tool loop: the model writes Python, the kernel runs it, the outputs go back to the model."""
+"""The tool loop: the model writes code, the kernel runs it, the outputs go back to the model."""
 
 from __future__ import annotations
 
@@ -20,31 +20,10 @@ from .events import (
     ToolStarted,
 )
 from .kernel import KernelSession
+from .language import CodeTool
 from .llm import ChatModel, ToolCall
 from .tool_output import ToolOutput, render
 from .transcript import Transcript
-
-SYSTEM_PROMPT = """You are a data analyst with a persistent Python (IPython) kernel.
-Use the `python` tool to run code: variables, imports and files persist between calls.
-pandas, numpy and matplotlib are usually installed; plots shown with plt.show() are
-captured. Files the user uploaded are in the current working directory. Inspect data
-before drawing conclusions, keep printed output short, and finish with a clear answer."""
-
-PYTHON_TOOL = {
-    "type": "function",
-    "function": {
-        "name": "python",
-        "description": (
-            "Run Python code in a persistent Jupyter kernel and return stdout, stderr, "
-            "the value of the last expression, errors, and any images produced."
-        ),
-        "parameters": {
-            "type": "object",
-            "properties": {"code": {"type": "string", "description": "The code to run."}},
-            "required": ["code"],
-        },
-    },
-}
 
 
 @dataclass
@@ -56,7 +35,7 @@ class AgentConfig:
     max_output_chars: int = 8000  # tool output kept, head and tail
     max_image_bytes: int = 256 * 1024  # images are downscaled under this
     max_tool_rounds: int = 20  # model turns with tool calls before forcing an answer
-    system_prompt: str = SYSTEM_PROMPT
+    system_prompt: str = ""  # empty: the code tool's own, written for the kernel's language
 
 
 class Agent:
@@ -72,9 +51,10 @@ class Agent:
         self.model = model
         self.kernel = kernel
         self.config = config or AgentConfig()
+        self.tool = CodeTool.for_language(kernel.language)
         self.transcript = transcript or Transcript()
         self.messages: list[dict[str, Any]] = [
-            {"role": "system", "content": self.config.system_prompt}
+            {"role": "system", "content": self.config.system_prompt or self.tool.system_prompt()}
         ]
         self._uploaded: list[str] = []
 
@@ -101,7 +81,7 @@ class Agent:
         self.messages.append({"role": "user", "content": question})
         for _ in range(self.config.max_tool_rounds):
             reply = await self.model.complete(
-                self.messages, [PYTHON_TOOL], lambda t: emit(TextDelta(t))
+                self.messages, [self.tool.schema()], lambda t: emit(TextDelta(t))
             )
             self.messages.append(reply.message())
             if not reply.tool_calls:
@@ -140,7 +120,7 @@ class Agent:
             self.messages.append({"role": "user", "content": parts})
 
     async def _run_tool(self, call: ToolCall, emit: EventHandler) -> ToolOutput:
-        code, problem = _code_of(call)
+        code, problem = _code_of(call, self.tool.name)
         if problem:
             await emit(ToolFinished(call.id, False, problem, None, 0, False))
             return ToolOutput(problem)
@@ -175,17 +155,17 @@ class Agent:
         await self.kernel.close()
 
 
-def _code_of(call: ToolCall) -> tuple[str, str]:
+def _code_of(call: ToolCall, tool: str) -> tuple[str, str]:
     """``(code, "")``, or ``("", problem)`` telling the model what was wrong with its call."""
-    if call.name != "python":
-        return "", f"Unknown tool {call.name!r}; the only tool is `python` with a `code` argument."
+    if call.name != tool:
+        return "", f"Unknown tool {call.name!r}; the only tool is `{tool}` with a `code` argument."
     try:
         args = json.loads(call.arguments or "{}")
     except json.JSONDecodeError as e:
         return "", f'The tool arguments were not valid JSON ({e}); send {{"code": "..."}}.'
     code = args.get("code") if isinstance(args, dict) else None
     if not isinstance(code, str) or not code.strip():
-        return "", 'The `python` tool needs a non-empty string argument "code".'
+        return "", f'The `{tool}` tool needs a non-empty string argument "code".'
     return code, ""
 
 
