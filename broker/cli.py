@@ -9,7 +9,7 @@ USAGE = """usage: kernel-broker COMMAND [ARGS]
 commands:
   serve   start the broker (kernel-broker serve --help-all lists every option)
   run     execute a notebook on a broker kernel (kernel-broker run --help)
-  kernels install bash|deno|r   install a kernel in another language, register its kernelspec
+  kernels install bash|deno|r   install a kernel in another language and register its kernelspec
 """
 
 
