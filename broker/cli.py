@@ -10,6 +10,7 @@ commands:
   serve   start the broker (kernel-broker serve --help-all lists every option)
   run     execute a notebook on a broker kernel (kernel-broker run --help)
   mcp     serve a broker's MCP tools over stdio for desktop agents (kernel-broker mcp --help)
+  kernels install bash|deno|r   install a kernel in another language and register its kernelspec
 """
 
 
@@ -28,6 +29,10 @@ def main(argv: list[str] | None = None) -> None:
         from .mcp.stdio import main as mcp_stdio
 
         mcp_stdio(rest)
+    elif command == "kernels":
+        from .kernels_install import main as kernels
+
+        kernels(rest)
     elif command and command not in ("-h", "--help"):
         from .options import unknown_command
 

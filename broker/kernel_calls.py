@@ -23,6 +23,12 @@ from .errors import BrokerError
 from .wire import Message, make_message
 
 
+def kernel_language(kernel_info: dict[str, Any]) -> str:
+    """The lower-cased ``language_info.name`` of a kernel_info reply ("" if it has none):
+    what picks a per-language helper (files) or refuses one (snapshots)."""
+    return str((kernel_info.get("language_info") or {}).get("name", "")).lower()
+
+
 def helper_expression(source: str, call: str) -> str:
     """A Python expression that runs a helper module's ``source`` in a private namespace
     and evaluates ``call`` there, leaving the user's namespace untouched."""

@@ -70,7 +70,7 @@ class KernelLauncher:
         # to 107 bytes, and a longer one would fall back to TCP, which any local user reaches.
         kernel_dir = tempfile.mkdtemp(prefix="", dir=self.runtime_dir)
         ipc_prefix = os.path.join(kernel_dir, "k")
-        ipc = self.transport == "ipc" and len(ipc_prefix) + 6 < _MAX_IPC_PATH
+        ipc = self._transport(name) == "ipc" and len(ipc_prefix) + 6 < _MAX_IPC_PATH
         return AsyncKernelManager(
             parent=self.parent,
             kernel_name=name,
@@ -80,6 +80,15 @@ class KernelLauncher:
             connection_file=os.path.join(kernel_dir, "connection.json"),
             cache_ports=not ipc,  # the port cache binds TCP ports; ipc needs none
         )
+
+    def _transport(self, name: str) -> str:
+        """The kernelspec's ``metadata.kernel_broker.transport`` (a kernel that speaks only
+        TCP, such as Deno's, says ``tcp``), else the broker's default."""
+        try:
+            metadata = self.specs.get_kernel_spec(name).metadata
+        except Exception:  # an unknown spec: the start itself reports it
+            return self.transport
+        return (metadata.get("kernel_broker") or {}).get("transport") or self.transport
 
     def bridge_for(self, kernel_id: str, km: AsyncKernelManager) -> Bridge:
         bridge = Bridge(

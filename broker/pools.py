@@ -108,12 +108,15 @@ class KernelPools(LoggingConfigurable):
         """Whether a request's environment can be applied to an already running kernel."""
         return all(key in self.late_env for key in env)
 
-    async def take(self, name: str, env: dict[str, str]) -> WarmKernel | None:
-        """A warm kernel for this request, never handed out before; None means start cold."""
+    async def take(self, name: str, env: dict[str, str], late_ok: bool = True) -> WarmKernel | None:
+        """A warm kernel for this request, never handed out before; None means start cold.
+
+        ``late_ok``: whether the request's late variables can be applied to a running kernel.
+        """
         if name not in self._targets:
             return None
         warm = None
-        if self.matches(env):
+        if late_ok and self.matches(env):
             while self.ready[name] and warm is None:
                 candidate = self.ready[name].pop(0)
                 if await candidate.manager.is_alive():

@@ -288,8 +288,14 @@ class KernelRegistry(LoggingConfigurable):
     async def _warm_or_cold(
         self, kernel_id: str, name: str, env: dict[str, str], cwd: str, timeout: float
     ) -> WarmKernel:
-        """A pooled kernel with the request's late variables applied, else a new one."""
-        warm = await self.pools.take(name, env)
+        """A pooled kernel with the request's late variables applied, else a new one.
+
+        Late variables are applied by Python code: a kernelspec of another language takes
+        a pooled kernel only when the request wants nothing the pool kernel lacks.
+        """
+        late = (env, cwd) != (self._warm_env(), self.working_dir)
+        late_ok = not late or self.specs.manager.get_kernel_spec(name).language == "python"
+        warm = await self.pools.take(name, env, late_ok)
         if warm is not None:
             if (warm.env, warm.cwd) != (env, cwd):
                 await self._apply_late_env(warm, env, cwd)
@@ -323,12 +329,15 @@ class KernelRegistry(LoggingConfigurable):
 
         await warm.bridge.request(request, on_reply)
 
+    def _warm_env(self) -> dict[str, str]:
+        """The environment pool kernels start with."""
+        return {"KERNEL_USERNAME": self.pool_owner} if self.pool_owner else {}
+
     async def _spawn_warm(self, name: str) -> WarmKernel:
         """A pool kernel; recorded too, so that a broker killed with -9 leaves no orphan."""
-        env = {"KERNEL_USERNAME": self.pool_owner} if self.pool_owner else {}
         kernel_id = f"{WARM_PREFIX}{uuid.uuid4()}"
         cwd = self._working_dir(name, {})
-        return await self._spawn(name, env, cwd, self.launch_timeout, kernel_id, None)
+        return await self._spawn(name, self._warm_env(), cwd, self.launch_timeout, kernel_id, None)
 
     async def _spawn(
         self,

@@ -29,7 +29,7 @@ from . import snapshot_kernel
 from .auth import User
 from .bridge import Bridge
 from .errors import BrokerError, not_found
-from .kernel_calls import evaluate, helper_expression
+from .kernel_calls import evaluate, helper_expression, kernel_language
 from .registry import ManagedKernel
 from .timestamps import format_time
 
@@ -128,7 +128,7 @@ class SnapshotStore(LoggingConfigurable):
     async def take(self, kernel: ManagedKernel) -> dict[str, Any]:
         """Snapshot a kernel's variables into a new file; its description."""
         directory = self._dir()
-        kernel.check_alive()
+        _check_python(kernel)
         expression = kernel_expression(f"snapshot({self.max_bytes})")
         doc = await _evaluate(kernel.bridge, expression, self.timeout)
         if "payload" not in doc:
@@ -171,7 +171,7 @@ class SnapshotStore(LoggingConfigurable):
     async def restore(self, snapshot_id: str, kernel: ManagedKernel, user: User) -> dict[str, Any]:
         """Load a snapshot into a kernel; which variables came back and which failed."""
         meta = self.get(snapshot_id, user)
-        kernel.check_alive()
+        _check_python(kernel)
         path = self._dir() / f"{snapshot_id}.bin"
         data = await asyncio.to_thread(path.read_bytes)
         expression = kernel_expression(f"restore({meta['compression']!r})")
@@ -184,3 +184,17 @@ class SnapshotStore(LoggingConfigurable):
             len(doc["failed"]),
         )
         return {"snapshot": snapshot_id, "kernel_id": kernel.id, **doc}
+
+
+def _check_python(kernel: ManagedKernel) -> None:
+    """A live Python kernel: the snapshot code runs in IPython (cloudpickle); 501 otherwise,
+    as for every per-language helper (files too)."""
+    kernel.check_alive()
+    language = kernel_language(kernel.bridge.kernel_info)
+    if language != "python":
+        raise BrokerError(
+            501,
+            f"Snapshots need a Python kernel (ipykernel); kernel {kernel.id} runs "
+            f"{language or 'an unknown language'}. Save its state with the language's own "
+            "tools (for example saveRDS in R) instead.",
+        )

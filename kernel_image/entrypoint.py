@@ -1,4 +1,4 @@
-"""Kernel pod entrypoint: start ipykernel on the pod IP with the mounted connection file.
+"""Kernel pod entrypoint: start the kernel on the pod IP with the mounted connection file.
 
 Plain Python with no dependency beyond ipykernel, so the image stays small and tests run
 it directly. The connection file (key, ports, CurveZMQ keypair) comes from the pod's
@@ -29,12 +29,25 @@ def runtime_connection_file(source: str, ip: str, runtime_dir: str) -> str:
     return path
 
 
+def kernel_command(argv: list[str], path: str, ip: str) -> list[str]:
+    """Another kernel's command (the images of other languages pass one) with
+    ``{connection_file}`` and ``{ip}`` filled in, as in a kernelspec's argv."""
+    return [a.replace("{connection_file}", path).replace("{ip}", ip) for a in argv]
+
+
 def main() -> None:
-    """Bind the kernel's sockets on the pod IP and run it until it is shut down."""
+    """Bind the kernel's sockets on the pod IP and run it until it is shut down.
+
+    Without arguments the kernel is ipykernel, in this process; with arguments they are
+    another kernel's command, which replaces this process.
+    """
     source = os.environ.get("KERNEL_CONNECTION_FILE", DEFAULT_CONNECTION_FILE)
     ip = os.environ.get("POD_IP") or "0.0.0.0"
     runtime_dir = os.path.join(os.environ.get("HOME") or tempfile.gettempdir(), ".kernel")
     path = runtime_connection_file(source, ip, runtime_dir)
+    if len(sys.argv) > 1:
+        command = kernel_command(sys.argv[1:], path, ip)
+        os.execvp(command[0], command)
     from ipykernel.kernelapp import launch_new_instance
 
     sys.argv = [sys.argv[0], "-f", path, f"--ip={ip}"]

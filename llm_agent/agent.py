@@ -1,4 +1,4 @@
-"""The tool loop: the model writes Python, the kernel runs it, the outputs go back to the model."""
+"""The tool loop: the model writes code, the kernel runs it, the outputs go back to the model."""
 
 from __future__ import annotations
 
@@ -22,31 +22,9 @@ from .events import (
     ToolStarted,
 )
 from .kernel import KernelSession
+from .language import CodeTool
 from .llm import ChatModel, ToolCall
 from .transcript import Transcript
-
-SYSTEM_PROMPT = """You are a data analyst with a persistent Python (IPython) kernel.
-Use the `python` tool to run code: variables, imports and files persist between calls.
-pandas, numpy and matplotlib are usually installed; plots shown with plt.show() are
-captured. Files the user uploaded are in the current working directory. Inspect data
-before drawing conclusions, keep printed output short, and finish with a clear answer."""
-
-PYTHON_TOOL = {
-    "type": "function",
-    "function": {
-        "name": "python",
-        "description": (
-            "Run Python code in a persistent Jupyter kernel and return stdout, stderr, "
-            "the value of the last expression, errors, and any images produced."
-        ),
-        "parameters": {
-            "type": "object",
-            "properties": {"code": {"type": "string", "description": "The code to run."}},
-            "required": ["code"],
-        },
-    },
-}
-
 
 TOOL_CHOICES = ("auto", "required", "required-first", "none")
 
@@ -60,6 +38,7 @@ class AgentConfig:
     max_output_chars: int = 8000  # tool output kept, head and tail
     max_image_bytes: int = 256 * 1024  # images are downscaled under this
     max_tool_rounds: int = 20  # model turns with tool calls before forcing an answer
+    system_prompt: str = ""  # empty: the code tool's own, written for the kernel's language
     # "auto" (the server decides), "required", "none", or "required-first": a tool call is
     # required in a question's first round, then auto (small models that would answer
     # with code in markdown instead of calling the tool)
@@ -69,8 +48,6 @@ class AgentConfig:
         if self.tool_choice not in TOOL_CHOICES:
             choices = ", ".join(TOOL_CHOICES)
             raise ValueError(f"tool_choice must be one of {choices}, not {self.tool_choice!r}")
-
-    system_prompt: str = SYSTEM_PROMPT
 
 
 class Agent:
@@ -86,9 +63,10 @@ class Agent:
         self.model = model
         self.kernel = kernel
         self.config = config or AgentConfig()
+        self.tool = CodeTool.for_language(kernel.language)
         self.transcript = transcript or Transcript()
         self.messages: list[dict[str, Any]] = [
-            {"role": "system", "content": self.config.system_prompt}
+            {"role": "system", "content": self.config.system_prompt or self.tool.system_prompt()}
         ]
         self._uploaded: list[str] = []
 
@@ -115,7 +93,7 @@ class Agent:
         for round_ in range(self.config.max_tool_rounds):
             reply = await self.model.complete(
                 self.messages,
-                [PYTHON_TOOL],
+                [self.tool.schema()],
                 lambda t: emit(TextDelta(t)),
                 tool_choice=_tool_choice(self.config.tool_choice, round_),
             )
@@ -156,7 +134,7 @@ class Agent:
             self.messages.append({"role": "user", "content": parts})
 
     async def _run_tool(self, call: ToolCall, emit: EventHandler) -> ToolOutput:
-        code, problem = _code_of(call)
+        code, problem = _code_of(call, self.tool.name)
         if problem:
             await emit(ToolFinished(call.id, False, problem, None, 0, False))
             return ToolOutput(problem)
@@ -199,17 +177,17 @@ def _tool_choice(setting: str, round_: int) -> str | None:
     return None if setting == "auto" else setting
 
 
-def _code_of(call: ToolCall) -> tuple[str, str]:
+def _code_of(call: ToolCall, tool: str) -> tuple[str, str]:
     """``(code, "")``, or ``("", problem)`` telling the model what was wrong with its call."""
-    if call.name != "python":
-        return "", f"Unknown tool {call.name!r}; the only tool is `python` with a `code` argument."
+    if call.name != tool:
+        return "", f"Unknown tool {call.name!r}; the only tool is `{tool}` with a `code` argument."
     try:
         args = json.loads(call.arguments or "{}")
     except json.JSONDecodeError as e:
         return "", f'The tool arguments were not valid JSON ({e}); send {{"code": "..."}}.'
     code = args.get("code") if isinstance(args, dict) else None
     if not isinstance(code, str) or not code.strip():
-        return "", 'The `python` tool needs a non-empty string argument "code".'
+        return "", f'The `{tool}` tool needs a non-empty string argument "code".'
     return code, ""
 
 

@@ -187,7 +187,7 @@ def _show(event: Event) -> None:
     if isinstance(event, TextDelta):
         print(event.text, end="", flush=True)
     elif isinstance(event, ToolStarted):
-        print(f"\n--- running python ({event.call_id}) ---\n{event.code}\n---", file=sys.stderr)
+        print(f"\n--- running code ({event.call_id}) ---\n{event.code}\n---", file=sys.stderr)
     elif isinstance(event, ToolOutputEvent):
         print(
             event.text if event.stream != "result" else f"[{', '.join(event.mime_types)}]",

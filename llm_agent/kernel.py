@@ -57,6 +57,7 @@ class KernelSession:
         self._spec: tuple[str | None, dict[str, str] | None] = (None, None)  # how it was started
         self._conn: ChannelsConnection | None = None
         self._lock = asyncio.Lock()
+        self.language = "python"  # the kernelspec's language, read in connect()
 
     @classmethod
     async def start(
@@ -75,6 +76,7 @@ class KernelSession:
         session._spec = (kernel_name, env)
         try:
             await session.connect()
+            await session._read_language(model["name"])
         except BaseException:
             await rest.shutdown_kernel(model["id"])
             raise
@@ -87,7 +89,13 @@ class KernelSession:
         """Use an existing kernel; pass the same ``session_id`` to resume a session."""
         session = cls(BrokerREST(base_url, token), kernel_id, **kwargs)
         await session.connect()
+        await session._read_language((await session.rest.get_kernel(kernel_id))["name"])
         return session
+
+    async def _read_language(self, kernelspec: str) -> None:
+        """The kernelspec's language, as the broker lists it (python when it lists none)."""
+        specs = (await self.rest.kernelspecs()).get("kernelspecs", {})
+        self.language = specs.get(kernelspec, {}).get("spec", {}).get("language") or "python"
 
     async def connect(self, resume_after: str | None = None) -> None:
         """Open (or reopen) the websocket with this session's id.

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ..errors import BrokerError
-from ..kernel_calls import helper_expression
+from ..kernel_calls import helper_expression, kernel_language
 from . import kernel_python
 
 MIME = kernel_python.MIME
@@ -48,7 +48,7 @@ def helper_for(kernel_info: dict[str, Any], kernel_name: str) -> FileHelper:
         raise BrokerError(
             409, f"The kernel (kernelspec {kernel_name!r}) has not answered kernel_info yet; retry."
         )
-    language = str((kernel_info.get("language_info") or {}).get("name", "")).lower()
+    language = kernel_language(kernel_info)
     helper = HELPERS.get(language)
     if helper is None:
         raise BrokerError(
