@@ -16,7 +16,9 @@ whose user is root, or when a secretKeyRef names a missing Secret or key.
 from __future__ import annotations
 
 import base64
+import json
 import os
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -24,6 +26,8 @@ from typing import Any
 from .images import Image
 from .podruntime import PodRuntime
 from .store import Obj
+
+CONTAINER_RUNTIME = str(Path(__file__).resolve().parent / "container.py")
 
 
 class ConfigError(Exception):
@@ -108,3 +112,17 @@ def _env_value(rt: PodRuntime, var: dict, node_name: str, secret: SecretLookup) 
             raise ConfigError(f'secret "{ref["name"]}" not found')
         return base64.b64decode(found["data"][ref["key"]]).decode()
     raise ConfigError(f"unsupported env source in {var['name']}")
+
+
+def host_command(launch: dict[str, Any], spec: Path, strict: bool, netns: str) -> list[str]:
+    """The host command line: through ``container.py`` (strict, reading ``launch`` from
+    ``spec``) or the argv itself; inside the pod's network namespace if it has one."""
+    argv = launch["argv"]
+    if strict:
+        spec.touch(mode=0o600)
+        spec.write_text(json.dumps(launch))
+        Path(launch["stage"]).mkdir(exist_ok=True)
+        argv = [sys.executable, CONTAINER_RUNTIME, str(spec)]
+    if netns:
+        argv = ["ip", "netns", "exec", netns, *argv]
+    return argv

@@ -26,12 +26,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import random
-import signal
 import socket
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -39,15 +36,13 @@ from broker.provisioners.podsettings import parse_quantity
 
 from . import volumes
 from .apiserver import FakeApiServer
-from .containerconfig import ConfigError, container_config
+from .containerconfig import ConfigError, container_config, host_command
 from .images import Image
 from .podnetwork import setup_network, teardown_network
 from .podruntime import PodRuntime
-from .podstatus import conditions, container_status
+from .podstatus import conditions, container_status, ready_status, terminated_status
 from .scheduling import unschedulable_reason
 from .store import Event, Obj, now
-
-CONTAINER_RUNTIME = str(Path(__file__).resolve().parent / "container.py")
 
 
 class FakeKubelet:
@@ -109,7 +104,7 @@ class FakeKubelet:
                 rt.task.cancel()
         for rt in list(self.pods.values()):
             await asyncio.gather(rt.task, return_exceptions=True)
-            await self._kill(rt, 0)
+            await rt.kill(0)
             await teardown_network(rt)
         self.pods.clear()
 
@@ -315,21 +310,8 @@ class FakeKubelet:
             stage=str(self.workdir / rt.uid / "stage"),
         )
 
-    def _command(self, rt: PodRuntime, launch: dict[str, Any]) -> list[str]:
-        """The host command line: through ``container.py`` (strict) or the argv itself."""
-        argv = launch["argv"]
-        if self.strict:
-            spec = self.workdir / rt.uid / "container.json"
-            spec.touch(mode=0o600)
-            spec.write_text(json.dumps(launch))
-            Path(launch["stage"]).mkdir(exist_ok=True)
-            argv = [sys.executable, CONTAINER_RUNTIME, str(spec)]
-        if rt.netns:
-            argv = ["ip", "netns", "exec", rt.netns, *argv]
-        return argv
-
     async def _start_and_follow(self, rt: PodRuntime, launch: dict[str, Any]) -> None:
-        argv = self._command(rt, launch)
+        argv = host_command(launch, self.workdir / rt.uid / "container.json", self.strict, rt.netns)
         log = open(self.workdir / rt.uid / "container.log", "ab")  # noqa: SIM115
         try:
             rt.process = await asyncio.create_subprocess_exec(
@@ -361,7 +343,9 @@ class FakeKubelet:
         finally:
             probe.cancel()
         if exit_wait.done():
-            self._report_exit(rt, exit_wait.result(), started)
+            pod = self._pod(rt)
+            if pod is not None:
+                self._update(rt, **terminated_status(pod, exit_wait.result(), started))
 
     async def _probe(self, rt: PodRuntime, pod: Obj) -> None:
         c = pod["spec"]["containers"][0]
@@ -376,54 +360,7 @@ class FakeKubelet:
         current = self._pod(rt)
         if current is None:
             return
-        state = {
-            "running": {
-                "startedAt": current["status"]["containerStatuses"][0]["state"]["running"][
-                    "startedAt"
-                ]
-            }
-        }
-        self._update(
-            rt,
-            conditions=conditions(
-                PodScheduled=True, Initialized=True, ContainersReady=True, Ready=True
-            ),
-            containerStatuses=container_status(current, state, ready=True),
-        )
-
-    def _report_exit(self, rt: PodRuntime, code: int, started: str) -> None:
-        pod = self._pod(rt)
-        if pod is None:
-            return
-        code = 128 + -code if code < 0 else code
-        term = {
-            "exitCode": code,
-            "reason": "Completed" if code == 0 else "Error",
-            "startedAt": started,
-            "finishedAt": now(),
-        }
-        phase = "Succeeded" if code == 0 else "Failed"
-        self._update(
-            rt,
-            phase=phase,
-            conditions=conditions(
-                PodScheduled=True, Initialized=True, ContainersReady=False, Ready=False
-            ),
-            containerStatuses=container_status(pod, {"terminated": term}),
-        )
-
-    async def _kill(self, rt: PodRuntime, grace: float) -> None:
-        proc = rt.process
-        if proc is None or proc.returncode is not None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM if grace > 0 else signal.SIGKILL)
-        try:
-            await asyncio.wait_for(proc.wait(), grace if grace > 0 else None)
-        except TimeoutError:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            await proc.wait()
+        self._update(rt, **ready_status(current))
 
     async def _finish(self, rt: PodRuntime) -> None:
         """After the container stopped or the pod was deleted: wait for deletion, clean up."""
@@ -433,7 +370,7 @@ class FakeKubelet:
         grace = (
             0 if rt.gone or pod is None else pod["metadata"].get("deletionGracePeriodSeconds", 0)
         )
-        await self._kill(rt, grace)
+        await rt.kill(grace)
         await teardown_network(rt)
         if not rt.gone:
             self.api.store.delete("pods", rt.namespace, rt.name)

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
+import signal
 from decimal import Decimal
 
 from .store import Obj
@@ -24,3 +27,17 @@ class PodRuntime:
         self.netns = ""
         self.requests: dict[str, Decimal] = {}
         self.volumes: dict[str, bool] = {}  # host directory -> read-only
+
+    async def kill(self, grace: float) -> None:
+        """SIGTERM, ``grace`` seconds, then SIGKILL (at once when ``grace`` is 0)."""
+        proc = self.process
+        if proc is None or proc.returncode is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM if grace > 0 else signal.SIGKILL)
+        try:
+            await asyncio.wait_for(proc.wait(), grace if grace > 0 else None)
+        except TimeoutError:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            await proc.wait()

@@ -38,3 +38,33 @@ def conditions(**flags: bool) -> list[dict[str, Any]]:
                 }
             )
     return out
+
+
+def terminated_status(pod: Obj, code: int, started: str) -> dict[str, Any]:
+    """The status fields of a pod whose container exited with ``code`` (a signal: 128+n)."""
+    code = 128 + -code if code < 0 else code
+    term = {
+        "exitCode": code,
+        "reason": "Completed" if code == 0 else "Error",
+        "startedAt": started,
+        "finishedAt": now(),
+    }
+    return {
+        "phase": "Succeeded" if code == 0 else "Failed",
+        "conditions": conditions(
+            PodScheduled=True, Initialized=True, ContainersReady=False, Ready=False
+        ),
+        "containerStatuses": container_status(pod, {"terminated": term}),
+    }
+
+
+def ready_status(pod: Obj) -> dict[str, Any]:
+    """The status fields of a running pod whose readiness probe passed."""
+    running = pod["status"]["containerStatuses"][0]["state"]["running"]
+    state = {"running": {"startedAt": running["startedAt"]}}
+    return {
+        "conditions": conditions(
+            PodScheduled=True, Initialized=True, ContainersReady=True, Ready=True
+        ),
+        "containerStatuses": container_status(pod, state, ready=True),
+    }
