@@ -8,7 +8,8 @@ from typing import Any
 
 from .auth import User
 from .errors import BrokerError, not_found
-from .registry import KernelRegistry, ManagedKernel
+from .registry import KernelRegistry
+from .registry.managed_kernel import ManagedKernel
 
 _TEXT_FIELDS = ("path", "name", "type")
 

@@ -30,7 +30,7 @@ from .auth import User
 from .bridge import Bridge
 from .errors import BrokerError, not_found
 from .kernel_calls import evaluate, helper_expression, kernel_language
-from .registry import ManagedKernel
+from .registry.managed_kernel import ManagedKernel
 from .timestamps import format_time
 
 _KERNEL_SOURCE = Path(snapshot_kernel.__file__).read_text()

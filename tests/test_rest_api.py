@@ -133,7 +133,7 @@ def test_metrics_in_prometheus_format(broker: RunningBroker, kernel: str) -> Non
 def test_spec_yaml_lists_every_route(broker: RunningBroker) -> None:
     import yaml
 
-    from broker.app import routes
+    from broker.routes import routes
 
     doc = yaml.safe_load(broker.request("GET", "/api/spec.yaml").text)
     assert doc["openapi"].startswith("3.")

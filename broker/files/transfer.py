@@ -17,7 +17,7 @@ from typing import Any
 
 from ..errors import BrokerError
 from ..kernel_calls import evaluate, send_call
-from ..registry import ManagedKernel
+from ..registry.managed_kernel import ManagedKernel
 from ..timestamps import format_time
 from .languages import MIME, helper_for
 from .limits import FileLimits

@@ -27,7 +27,7 @@ from ..handlers.executions import requested_timeout
 if TYPE_CHECKING:
     from ..app import Broker
     from ..auth import User
-    from ..registry import ManagedKernel
+    from ..registry.managed_kernel import ManagedKernel
 
 
 class McpLimits(Configurable):

@@ -25,7 +25,8 @@ import yaml
 from ..certificates import self_signed
 from . import rbac
 from .apiserver import FakeApiServer
-from .kubelet import FakeKubelet, Image, kernel_image
+from .images import Image, kernel_image
+from .kubelet import FakeKubelet
 from .podsecurity import ENFORCE_LABEL
 
 KERNEL_IMAGE = "kernel-broker/kernel-python:test"

@@ -24,7 +24,7 @@ from typing import Any
 
 from ..broker_process import RunningBroker
 from .controlplane import ControlPlane
-from .kubelet import kernel_image
+from .images import kernel_image
 from .kustomize import Obj, find
 
 IMAGE_HOME = "/home/broker"  # deploy/Dockerfile: ENV HOME

@@ -10,7 +10,7 @@ import pytest
 from broker.provisioners.k8s import ClusterConfig, KubeClient, KubeError
 from broker.provisioners.reflector import PodReflector
 
-from .apiserver import ApiError
+from .objects import ApiError
 
 pytestmark = [pytest.mark.k8s, pytest.mark.asyncio]
 

@@ -32,7 +32,7 @@ from broker.provisioners.pod import CONNECTION_FILE, read_secret_connection
 
 from ..broker_process import start_broker
 from .controlplane import NAMESPACE, ControlPlane
-from .kubelet import Image
+from .images import Image
 from .test_pod_kernels import assert_nothing_left, execute
 
 pytestmark = pytest.mark.k8s

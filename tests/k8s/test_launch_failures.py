@@ -8,7 +8,7 @@ import pytest
 
 from broker.provisioners.kubernetes import KernelLaunchError
 
-from .kubelet import Image, kernel_image
+from .images import Image, kernel_image
 
 pytestmark = [pytest.mark.k8s, pytest.mark.asyncio]
 

@@ -21,9 +21,9 @@ import requests
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
-from broker.app import routes
 from broker.client.channels import channels_url
 from broker.handlers.base import allowed_methods
+from broker.routes import routes
 
 from ..broker_process import RunningBroker, start_broker
 
