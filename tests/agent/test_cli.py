@@ -94,7 +94,7 @@ def test_ask_prints_the_answer_shows_tool_runs_and_saves_the_notebook(
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "The sum is 3."
-    assert "running python" in done.stderr and "read_csv('data.csv')" in done.stderr
+    assert "running code" in done.stderr and "read_csv('data.csv')" in done.stderr
     assert f"notebook saved to {notebook}" in done.stderr
     assert (tmp_path / "total.txt").read_text() == "3"
     cells = nbformat.read(notebook, as_version=4).cells
