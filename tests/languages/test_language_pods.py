@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from ..k8s.conftest import control_plane, pod_kernel_factory  # noqa: F401 - fixtures
-from ..k8s.kubelet import KERNEL_ENTRYPOINT, Image
+from ..k8s.images import KERNEL_ENTRYPOINT, Image
 from .conftest import ALL, Language
 
 pytestmark = [pytest.mark.slow, pytest.mark.languages, pytest.mark.k8s, pytest.mark.asyncio]
