@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import re
 import shlex
 import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,7 @@ from .targets import Server, process_memory_mb, server_env, start_anchor, start_
 BEGIN = "<!-- bench:pools:begin (written by python -m bench.pools) -->"
 END = "<!-- bench:pools:end -->"
 ROOT = Path(__file__).resolve().parent.parent
+POD_SPEC = "pod"
 
 
 def log(message: str) -> None:
@@ -125,8 +127,9 @@ async def broker_cold(workdir: Path, env: dict[str, str], starts: int) -> list[f
         await asyncio.to_thread(server.stop)
 
 
-async def pod_figures(workdir: Path, starts: int) -> dict[str, list[float]]:
-    """Cold and pooled pod starts through a broker against the test control plane."""
+@contextlib.asynccontextmanager
+async def pod_environment(workdir: Path) -> AsyncIterator[dict[str, str]]:
+    """The test control plane running, and a server environment offering the ``pod`` spec."""
     sys.path.insert(0, str(ROOT))
     from tests.k8s.conftest import NAMESPACE
     from tests.k8s.conftest import write_kernelspec as write_pod_spec
@@ -143,25 +146,30 @@ async def pod_figures(workdir: Path, starts: int) -> dict[str, list[float]]:
             "grace_seconds": 1,
         }
         jupyter = workdir / "pod-jupyter"
-        write_pod_spec(jupyter / "kernels", "pod", config)
-        env = server_env(jupyter, workdir / "pod-runtime")
+        write_pod_spec(jupyter / "kernels", POD_SPEC, config)
+        yield server_env(jupyter, workdir / "pod-runtime")
+    finally:
+        await plane.stop()
+
+
+async def pod_figures(workdir: Path, starts: int) -> dict[str, list[float]]:
+    """Cold and pooled pod starts through a broker against the test control plane."""
+    async with pod_environment(workdir) as env:
         results = {}
         for label, sizes in (
             ("cold", "--pool-size=0"),
-            ("pooled", f"--KernelPools.sizes=pod={starts}"),
+            ("pooled", f"--KernelPools.sizes={POD_SPEC}={starts}"),
         ):
             server = await asyncio.to_thread(start_broker, env, workdir, "bench-token", sizes)
             driver = GatewayDriver(server, "v1")
             try:
                 if label == "pooled":
-                    await wait_for_pool(server, "pod", starts)
-                results[label] = await sequential_pod_starts(driver, "pod", starts)
+                    await wait_for_pool(server, POD_SPEC, starts)
+                results[label] = await sequential_pod_starts(driver, POD_SPEC, starts)
             finally:
                 await driver.close_all()
                 await asyncio.to_thread(server.stop)
         return results
-    finally:
-        await plane.stop()
 
 
 async def sequential_pod_starts(driver: GatewayDriver, spec: str, n: int) -> list[float]:
