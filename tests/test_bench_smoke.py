@@ -58,3 +58,36 @@ def test_shutdown_bench_prints_both_figures(capsys: pytest.CaptureFixture[str]) 
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].startswith("broker DELETE /api/kernels/{id}") and "p50" in lines[0]
     assert lines[1].startswith("jupyter_client shutdown_kernel()") and "p50" in lines[1]
+
+
+@pytest.mark.slow
+def test_claim_bench_prints_a_row_per_path_with_its_target(tmp_path: Path) -> None:
+    from bench.claim import main as claim_bench
+
+    printed: list[str] = []
+    markdown = tmp_path / "benchmarks.md"
+    markdown.write_text("# Benchmarks\n\nProse that must survive.\n")
+
+    document = claim_bench(["--rounds", "2", "--markdown", str(markdown)], out=printed.append)
+
+    assert set(document["results"]) == {"local"}
+    for path, row in document["results"]["local"].items():
+        assert 0 < row["p50_ms"] <= row["p99_ms"], path
+    table = printed[0]
+    assert "websocket + first print(1) stream" in table
+    assert "POST .../execute to first stdout event" in table and "<= 25 ms" in table
+    assert "MCP start_kernel + execute" in table and "<= 40 ms" in table
+    text = markdown.read_text()
+    assert "Prose that must survive." in text
+    assert "| local | MCP start_kernel + execute |" in text
+
+
+@pytest.mark.slow
+def test_claim_bench_measures_pod_kernels_on_the_test_control_plane() -> None:
+    from bench.claim import main as claim_bench
+
+    printed: list[str] = []
+    document = claim_bench(["--rounds", "1", "--pods"], out=printed.append)
+
+    assert set(document["results"]["pods"]) == {"websocket", "http", "mcp"}
+    assert [line.split()[0] for line in printed[0].splitlines()[2:]] == ["local"] * 3 + ["pods"] * 3

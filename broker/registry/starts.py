@@ -12,7 +12,7 @@ from traitlets.config import LoggingConfigurable
 from ..metrics import Metrics
 from ..pools import WARM_PREFIX, KernelPools, WarmKernel
 from .admission import Admission, StartRequest
-from .late_env import apply_late_env
+from .late_env import apply_late_env, first_execution
 from .managed_kernel import ManagedKernel
 from .records import KernelRecords
 
@@ -70,9 +70,16 @@ class KernelStarts:
         """A pool kernel; recorded too, so that a broker killed with -9 leaves no orphan."""
         kernel_id = f"{WARM_PREFIX}{uuid.uuid4()}"
         cwd = self.admission.working_dir_for(name, {})
-        return await self.records.spawn(
+        warm = await self.records.spawn(
             name, self._warm_env(), cwd, self.launch_timeout, kernel_id, None
         )
+        if self.admission.specs.manager.get_kernel_spec(name).language == "python":
+            try:
+                await first_execution(warm, self.launch_timeout)
+            except BaseException:
+                await self.records.discard(warm)
+                raise
+        return warm
 
     def _warm_env(self) -> dict[str, str]:
         """The environment pool kernels start with."""
