@@ -11,8 +11,9 @@ plane of tests/k8s):
 - ``mcp``: the official ``mcp`` client, already connected, calls ``start_kernel`` then
   ``execute`` (whose result is the first result: MCP answers when the code has run).
 
-Every claimed kernel is shut down afterwards and the pool refilled before the next round,
-untimed, so every claim is served warm. Each timing is split into phases (where the time
+A round claims one kernel per path from a full pool (refills wait for hand-outs to pause,
+so none boots beside a claim); the claimed kernels are shut down and the pool refilled
+before the next round, untimed. Each timing is split into phases (where the time
 goes); the table gives p50/p99 of the whole and the p50 of each phase.
 """
 
@@ -189,7 +190,7 @@ async def mcp_session(server: Server) -> AsyncIterator[ClientSession]:
 
 
 async def measure(server: Server, spec: str, rounds: int) -> dict[str, list[Phases]]:
-    """``rounds`` claims per path, the paths taking turns; the pool full before each round."""
+    """``rounds`` claims per path, the paths taking turns; a full pool at each round's start."""
     rest = BrokerREST(server.url, server.token, timeout=START_TIMEOUT)
     samples: dict[str, list[Phases]] = {path: [] for path in PATHS}
     async with mcp_session(server) as session:
@@ -201,11 +202,15 @@ async def measure(server: Server, spec: str, rounds: int) -> dict[str, list[Phas
         # one untimed claim per path first: the first call of each pays for imports and
         # connection setup on both sides, which an agent pays once, not per sandbox
         for n in range(rounds + 1):
-            for path in PATHS:
-                await wait_for_pool(server, spec, len(PATHS))
+            await wait_for_pool(server, spec, len(PATHS))
+            claimed = []
+            for path in PATHS[n % 3 :] + PATHS[: n % 3]:  # each path goes first in turn
                 kernel_id, phases = await claims[path]()
+                claimed.append(kernel_id)
                 if n:
                     samples[path].append(phases)
+            # after the round: a kernel shutting down beside a claim would be timed with it
+            for kernel_id in claimed:
                 await rest.shutdown_kernel(kernel_id)
     return samples
 
