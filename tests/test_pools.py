@@ -73,6 +73,18 @@ async def test_pooled_kernels_are_never_shared_or_dirty(pooled: RunningBroker) -
             pooled.delete_kernel(k)
 
 
+async def test_a_pooled_kernels_warm_up_leaves_no_trace(pooled: RunningBroker) -> None:
+    """The silent execution a pool kernel runs before joining the pool is not the owner's."""
+    await wait_for_pool(pooled, 2)
+    kernel = pooled.start_kernel()
+    try:
+        [result] = [e for e in pooled.execute(kernel, "In[1:]") if e["type"] == "execute_result"]
+        assert result["execution_count"] == 1
+        assert result["data"]["text/plain"] == "['In[1:]']"
+    finally:
+        pooled.delete_kernel(kernel)
+
+
 async def test_late_variables_are_applied_to_a_pooled_kernel(pooled, tmp_path) -> None:
     await wait_for_pool(pooled, 2)
     hits = pool_requests(pooled, "hit")
