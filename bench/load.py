@@ -17,6 +17,7 @@ import asyncio
 import os
 import resource
 import shlex
+import signal
 import sys
 import tempfile
 import time
@@ -302,7 +303,37 @@ async def run(args: argparse.Namespace, workdir: Path, out: Log) -> dict[str, di
             results[name] = {"error": f"{type(e).__name__}: {e}"[:300]}
         finally:
             await asyncio.to_thread(server.stop)
+            results[name]["server_errors"] = server_errors(server.log_path)
+            leftovers = kill_leftovers(workdir)
+            if leftovers:
+                out(f"{name}: killed {leftovers} kernels it left running after it stopped")
+            results[name]["kernels_left_running"] = leftovers
     return results
+
+
+def server_errors(log_path: Path, limit: int = 10) -> list[str]:
+    """The first distinct error lines of a gateway's log: why it failed, in its words."""
+    seen: list[str] = []
+    for line in log_path.read_text(errors="replace").splitlines():
+        if ("Error" in line or "error" in line) and line[-200:] not in seen:
+            seen.append(line[-200:])
+            if len(seen) == limit:
+                break
+    return seen
+
+
+def kill_leftovers(workdir: Path) -> int:
+    """Kill kernels launched with a connection file of this run that outlived their gateway
+    (one whose start failed half-way may be forgotten by it)."""
+    killed = 0
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if str(workdir).encode() in cmdline.read_bytes():
+                os.kill(int(cmdline.parent.name), signal.SIGKILL)
+                killed += 1
+        except (OSError, ValueError):
+            continue  # gone meanwhile
+    return killed
 
 
 def raise_open_files_limit() -> None:
