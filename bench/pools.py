@@ -195,7 +195,7 @@ def markdown(meta: dict[str, Any], res: dict[str, Any]) -> str:
         (
             "pooled start to kernel_info, p50",
             f"{pooled:.1f} ms (cold {p50_ms(res['broker_cold']):.0f} ms)",
-            "<= 15 ms",
+            "<= 10 ms",
         ),
     ]
     if eg:

@@ -53,9 +53,7 @@ class KernelStarts:
         """
         env, cwd, name = request.env, request.cwd, request.name
         late = (env, cwd) != (self._warm_env(), self.admission.working_dir_for(name, {}))
-        late_ok = (
-            not late or self.admission.specs.manager.get_kernel_spec(name).language == "python"
-        )
+        late_ok = not late or self.admission.specs.language(name) == "python"
         warm = await self.pools.take(name, env, late_ok)
         if warm is not None:
             if (warm.env, warm.cwd) != (env, cwd):
@@ -73,7 +71,7 @@ class KernelStarts:
         warm = await self.records.spawn(
             name, self._warm_env(), cwd, self.launch_timeout, kernel_id, None
         )
-        if self.admission.specs.manager.get_kernel_spec(name).language == "python":
+        if self.admission.specs.language(name) == "python":
             try:
                 await first_execution(warm, self.launch_timeout)
             except BaseException:
