@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import re
 import resource
 import shlex
 import signal
@@ -269,9 +270,31 @@ def markdown(meta: dict[str, Any], results: dict[str, dict[str, Any]]) -> str:
             f"{meta['clients']} websockets per kernel",
             "",
             report.markdown_table(table(results)),
+            *failures(results),
             END,
         ]
     )
+
+
+def failures(results: dict[str, dict[str, Any]]) -> list[str]:
+    """A line per gateway that failed starts or websockets: how many, and why in its log."""
+    lines = []
+    for name, result in results.items():
+        levels = result.get("levels", [])
+        starts = sum(len(lv["start_errors"]) for lv in levels)
+        sockets = sum(len(lv["connect_errors"]) for lv in levels)
+        if not (starts or sockets or "error" in result):
+            continue
+        logged = result.get("server_errors", [])
+        kinds = (re.sub(r"\s*\(addr=[^)]*\)", "", e).strip()[:100] for e in logged)
+        why = "; ".join(list(dict.fromkeys(kinds))[:4])
+        left = result.get("kernels_left_running", 0)
+        lines.append(
+            f"\n{name}: {starts} kernel starts and {sockets} websockets failed"
+            + (f"; {left} kernels were still running after it stopped" if left else "")
+            + (f". Its log: {why}" if why else "")
+        )
+    return lines
 
 
 async def run(args: argparse.Namespace, workdir: Path, out: Log) -> dict[str, dict[str, Any]]:
@@ -355,12 +378,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--results-dir", type=Path, default=ROOT / "bench" / "results", help="JSON results"
     )
-    parser.add_argument(
-        "--markdown",
-        type=lambda text: Path(text) if text else None,
-        default=ROOT / "docs" / "benchmarks.md",
-        help="file whose load section is rewritten ('' for none)",
-    )
+    report.add_markdown_option(parser, "load")
     args = parser.parse_args(argv)
     args.kernels = sorted(int(n) for n in args.kernels.split(",") if n)
     args.targets = [t for t in args.targets.split(",") if t]

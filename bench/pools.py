@@ -259,12 +259,7 @@ def main(argv: list[str] | None = None, out: Callable[[str], None] = print) -> d
     parser.add_argument("--concurrent", default="20,100", help="burst sizes, comma-separated")
     parser.add_argument("--anchors", default="eg", help="'eg', or '' to skip the anchor")
     parser.add_argument("--pods", action="store_true", help="also pod kernels (test control plane)")
-    parser.add_argument(
-        "--markdown",
-        type=lambda text: Path(text) if text else None,
-        default=ROOT / "docs" / "benchmarks.md",
-        help="file whose pools section is rewritten ('' for none)",
-    )
+    report.add_markdown_option(parser, "pools")
     args = parser.parse_args(argv)
     args.concurrent = [int(n) for n in args.concurrent.split(",") if n]
     res = asyncio.run(main_async(args))

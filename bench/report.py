@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import statistics
 from pathlib import Path
@@ -10,6 +11,20 @@ from typing import Any
 BEGIN = "<!-- bench:results:begin (written by python -m bench) -->"
 END = "<!-- bench:results:end -->"
 DIRECT = "direct/zmq"
+
+
+DOCS = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
+
+
+def add_markdown_option(parser: argparse.ArgumentParser, section: str) -> None:
+    """``--markdown FILE``: the file whose ``section`` is rewritten (docs/benchmarks.md;
+    '' for none)."""
+    parser.add_argument(
+        "--markdown",
+        type=lambda text: Path(text) if text else None,
+        default=DOCS,
+        help=f"file whose {section} section is rewritten ('' for none)",
+    )
 
 
 def percentile(samples: list[float], q: float) -> float:

@@ -91,3 +91,28 @@ def test_claim_bench_measures_pod_kernels_on_the_test_control_plane() -> None:
 
     assert set(document["results"]["pods"]) == {"websocket", "http", "mcp"}
     assert [line.split()[0] for line in printed[0].splitlines()[2:]] == ["local"] * 3 + ["pods"] * 3
+
+
+@pytest.mark.slow
+def test_load_bench_measures_every_size_and_finds_nothing_misrouted(tmp_path: Path) -> None:
+    from bench.load import BEGIN
+    from bench.load import main as load_bench
+
+    markdown = tmp_path / "benchmarks.md"
+    markdown.write_text("# Benchmarks\n\nProse that must survive.\n")
+
+    sizes = "--kernels 1,2 --clients 2 --seconds 2 --rate 20 --targets broker".split()
+    document = load_bench(
+        [*sizes, "--results-dir", str(tmp_path / "results"), "--markdown", str(markdown)],
+        out=lambda line: None,
+    )
+
+    levels = document["results"]["broker"]["levels"]
+    assert [(lv["kernels"], lv["websockets"]) for lv in levels] == [(1, 2), (2, 4)]
+    for level in levels:
+        assert level["execute_ms"]["p50"] > 0 and level["rest_ms"]["p99"] > 0
+        assert level["cpu_ms_per_1000"] > 0 and level["mb_per_websocket"] is not None
+        assert (level["error_count"], level["foreign_replies"]) == (0, 0)
+    assert document["results"]["broker"]["kernels_left_running"] == 0
+    text = markdown.read_text()
+    assert "Prose that must survive." in text and BEGIN in text and "| broker | 2 / 4 |" in text
