@@ -182,7 +182,7 @@ class ChannelsHandler(AuthMixin, websocket.WebSocketHandler):
         once is queued with Tornado, and so is everything after it.
         """
         conn = self.ws_connection
-        if conn is None or conn.is_closing():
+        if conn is None or conn.is_closing() or conn.stream.closed():
             return False
         stream = conn.stream
         try:
