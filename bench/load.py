@@ -16,7 +16,6 @@ import argparse
 import asyncio
 import os
 import re
-import resource
 import shlex
 import signal
 import sys
@@ -29,6 +28,7 @@ from typing import Any
 
 from tornado.httpclient import AsyncHTTPClient
 
+from broker.capacity import raise_open_files_limit
 from broker.client import BrokerREST
 
 from . import report
@@ -359,14 +359,6 @@ def kill_leftovers(workdir: Path) -> int:
     return killed
 
 
-def raise_open_files_limit() -> None:
-    """Every websocket and ZMQ socket is a file descriptor, in this process and the servers
-    it starts (they inherit the limit): 1,000 websockets pass the common default of 1,024."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if hard == resource.RLIM_INFINITY or hard > soft:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-
-
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.load", description=__doc__)
     parser.add_argument("--kernels", default="1,10,50,200", help="sizes, ascending")
@@ -390,7 +382,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None, out: Log = log) -> dict[str, Any]:
     args = parse_args(argv)
-    raise_open_files_limit()
+    raise_open_files_limit()  # 1,000 websockets here; the gateways started inherit it too
     with tempfile.TemporaryDirectory(prefix="kb-load-") as tmp:
         results = asyncio.run(run(args, Path(tmp), out))
     meta = {

@@ -18,6 +18,7 @@ from traitlets.config import Application
 
 from . import __version__
 from .auth import Authenticator
+from .capacity import raise_open_files_limit
 from .executions import ExecutionLimits
 from .files.limits import FileLimits
 from .handlers import api
@@ -286,6 +287,7 @@ class Broker(Application):
 
     async def serve(self) -> None:
         """Listen until SIGTERM or SIGINT, then drain."""
+        raise_open_files_limit()
         ssl_ctx = ssl_context(self.certfile, self.keyfile)
         sockets = bind(self.port, self.ip)
         # after the port: a port in use is the likelier mistake, and its error the clearer

@@ -18,13 +18,13 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import zmq.asyncio
 from jupyter_client.kernelspec import KernelSpecManager
 from jupyter_client.manager import AsyncKernelManager
 from jupyter_client.provisioning import KernelProvisionerFactory
 from traitlets.config import LoggingConfigurable
 
 from .bridge import Bridge, KernelUnavailable
+from .capacity import zmq_context
 from .errors import BrokerError
 from .kernel_env import kernel_environment
 from .metrics import Metrics
@@ -60,7 +60,7 @@ class KernelLauncher:
         self.replay_bytes = replay_bytes
         self.replay_messages = replay_messages
         self.independent = independent
-        self.context = zmq.asyncio.Context()
+        self.context = zmq_context()  # the bridges' and the kernel managers' sockets
         self.shutdown = KernelShutdown(parent=parent)
         # ids being started: a survey of the cluster must not adopt them a second time
         self.spawning: set[str] = set()
@@ -78,6 +78,7 @@ class KernelLauncher:
             transport="ipc" if ipc else "tcp",
             ip=ipc_prefix if ipc else "127.0.0.1",
             connection_file=os.path.join(kernel_dir, "connection.json"),
+            context=self.context,  # not a context (and two threads) per kernel
             cache_ports=not ipc,  # the port cache binds TCP ports; ipc needs none
         )
 
