@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import secrets
 import signal
 import sys
 import time
@@ -37,7 +36,7 @@ from .sessions import SessionStore
 from .shutdown import KernelShutdown
 from .snapshots import SnapshotStore
 from .startup import StartupError, bind, config_file, env_default, ssl_context, users
-from .state_dir import StateDir, make_work_dir
+from .state_dir import StateDir, make_work_dir, remembered_token
 
 
 class Broker(Application):
@@ -228,6 +227,7 @@ class Broker(Application):
         self.started = time.time()
         self.metrics = Metrics()
         self.token_generated = False
+        self.state = StateDir(self.port, parent=self)
         self.auth = self._make_auth()
         manager = OfferedKernelSpecManager(parent=self, local_kernels=self.local_kernels)
         refused = default_refusal(manager, self.default_kernel_name)
@@ -245,7 +245,7 @@ class Broker(Application):
         if self.users_file:
             return users(self.users_file)
         if not self.token:
-            self.token = secrets.token_urlsafe(32)
+            self.token = remembered_token(self.state.directory)
             self.token_generated = True
         return Authenticator.shared_token(self.token)
 
@@ -289,7 +289,7 @@ class Broker(Application):
         ssl_ctx = ssl_context(self.certfile, self.keyfile)
         sockets = bind(self.port, self.ip)
         # after the port: a port in use is the likelier mistake, and its error the clearer
-        self.state = state = StateDir(self.port, parent=self)
+        state = self.state
         state.open()
         sole = self.auth.sole_user
         self.registry = KernelRegistry(
@@ -328,7 +328,8 @@ class Broker(Application):
         print(f"Kernel Broker {__version__} listening on {url}", flush=True)
         if self.token_generated:
             # Printed once on the terminal (not logged) so the operator can copy it.
-            print(f"Token: {self.token}", flush=True)
+            kept = f" (kept in {self.state.directory}/token)" if self.state.directory else ""
+            print(f"Token: {self.token}{kept}", flush=True)
             print(f"Use:   {url}api/kernels?token={self.token}", flush=True)
         elif self.no_auth:
             print("Token: none (authentication disabled)", flush=True)

@@ -93,6 +93,51 @@ def test_the_readme_serve_command_keeps_kernel_and_variables_across_kill_9(
         second.stop()
 
 
+def serve_with_generated_token(tmp: Path, port: int, broker_env: dict[str, str]) -> RunningBroker:
+    """The README's serve command with no token given: the broker prints the one it uses."""
+    env = {**os.environ, **broker_env, **xdg_env(tmp), "BROKER_PORT": str(port)}
+    env.pop("BROKER_TOKEN", None)
+    broker = launch(tmp, [str(KERNEL_BROKER), "serve"], env, None)
+    assert broker.proc.stdout is not None
+    line = broker.proc.stdout.readline().decode()
+    assert line.startswith("Token: "), line
+    broker.token = line.split()[1]
+    return broker
+
+
+def test_a_generated_token_is_kept_so_clients_reconnect_after_kill_9(
+    tmp_path: Path, port: int, broker_env: dict[str, str]
+) -> None:
+    first = serve_with_generated_token(tmp_path, port, broker_env)
+    kernel = first.start_kernel()
+    first.execute(kernel, "answer = 42")
+    token_file = default_state_dir(tmp_path, port) / "token"
+    assert token_file.read_text().strip() == first.token
+    assert token_file.stat().st_mode & 0o777 == 0o600
+    kill_9(first)
+    second = serve_with_generated_token(tmp_path, port, broker_env)
+    try:
+        assert second.token == first.token
+        assert second.stdout(kernel, "print(answer)") == "42\n"
+    finally:
+        second.delete_kernel(kernel)
+        second.stop()
+
+
+def test_without_a_state_directory_each_broker_generates_a_new_token(
+    tmp_path: Path, broker_env: dict[str, str]
+) -> None:
+    env = {**broker_env, "BROKER_STATE_DIR": ""}
+    tokens = []
+    for _ in range(2):
+        broker = serve_with_generated_token(tmp_path, free_port(), env)
+        tokens.append(broker.token)
+        assert broker.request("GET", "/api/kernels").status_code == 200
+        broker.stop()
+    assert tokens[0] != tokens[1]
+    assert not list((tmp_path / "xdg").rglob("token"))
+
+
 @pytest.mark.parametrize("end", ["kill -9", "SIGTERM"])
 def test_kernels_of_a_broker_that_does_not_return_end_after_the_orphan_timeout(
     tmp_path: Path, port: int, broker_env: dict[str, str], end: str
