@@ -99,7 +99,11 @@ class Broker(Application):
     )
     ws_ping_interval = Float(30.0, config=True, help="Seconds between websocket pings (0: off).")
     allow_origin = Unicode(
-        "", config=True, help="Origin allowed for browser websockets besides the same origin."
+        "",
+        config=True,
+        help="Origin whose pages may use the broker from a browser besides its own (websockets, "
+        "and REST through CORS), e.g. https://lab.example.org; '*' allows any origin "
+        "(env BROKER_ALLOW_ORIGIN).",
     )
     metrics_require_auth = Bool(True, config=True, help="Require the token for /metrics.")
     shutdown_grace = Float(
@@ -124,6 +128,7 @@ class Broker(Application):
         "state-dir": "StateDir.directory",
         "pool-size": "KernelPools.default_pool_size",
         "snapshot-dir": "SnapshotStore.directory",
+        "allow-origin": "Broker.allow_origin",
     }
     flags = {
         "no-auth": ({"Broker": {"no_auth": True}}, "Disable token authentication."),
@@ -189,6 +194,10 @@ class Broker(Application):
     @default("keyfile")
     def _keyfile(self) -> str:
         return env_default(self, "keyfile", "BROKER_KEYFILE")
+
+    @default("allow_origin")
+    def _allow_origin(self) -> str:
+        return env_default(self, "allow_origin", "BROKER_ALLOW_ORIGIN")
 
     @default("default_kernel_name")
     def _default_kernel(self) -> str:

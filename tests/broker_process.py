@@ -64,8 +64,9 @@ class RunningBroker:
         data = kw.pop("data", None)
         if body is not None:
             data = json.dumps(body)
+        headers = {**self.headers(token), **kw.pop("headers", {})}
         return self.session.request(
-            method, self.url + path, data=data, headers=self.headers(token), timeout=120, **kw
+            method, self.url + path, data=data, headers=headers, timeout=120, **kw
         )
 
     def start_kernel(self, name: str | None = None, token: str | None = None, **env: str) -> str:
