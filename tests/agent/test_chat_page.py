@@ -30,7 +30,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 TIMEOUT_MS = 60_000
 WIDE = {"width": 1280, "height": 860}
 NARROW = {"width": 390, "height": 844}  # a phone
-SCREENSHOT = {"width": 1280, "height": 1100}
+SCREENSHOT = {"width": 1280, "height": 1180}
 DATA = "city,value\nOslo,42\nLima,17\nPune,23\nBonn,8\n"
 ANALYSIS = """\
 import pandas as pd
@@ -47,9 +47,17 @@ ANSWER = (
     "**Oslo** has the highest value, 42, well ahead of Pune (23). The bar chart shows "
     "every city; I saved it as `values.png`."
 )
-# Output that must be shown and never run: a table, then a script and an event handler.
-HOSTILE = """\
-from IPython.display import HTML, display
+# Images in the other two formats; HTML whose table must show and whose script and event
+# handler must never run; an error.
+ODD = """\
+import io
+from PIL import Image as Picture
+from IPython.display import HTML, SVG, Image, display
+jpeg = io.BytesIO()
+Picture.new("RGB", (40, 20), "teal").save(jpeg, "JPEG")
+display(Image(data=jpeg.getvalue(), format="jpeg"))
+display(SVG('<svg xmlns="http://www.w3.org/2000/svg" width="40" height="20">'
+            '<rect width="40" height="20" fill="teal"/></svg>'))
 display(HTML('<table><tr><td>safe cell</td></tr></table>'
              '<img src="x" onerror="window.pwned = 1"><script>window.pwned = 2</script>'))
 1 / 0"""
@@ -226,7 +234,7 @@ def test_a_person_uploads_data_asks_and_sees_the_code_its_output_a_table_and_a_p
         Turn(content="Let me look at the data.", tool_calls=[python(ANALYSIS)],
              check=told_of_uploads),
         Turn(content=ANSWER, pause=0.03, check=told("4 rows, columns: city, value")),
-        Turn(tool_calls=[python(HOSTILE)]),
+        Turn(tool_calls=[python(ODD)]),
         Turn(content="That division failed.", check=told("ZeroDivisionError")),
     )  # fmt: skip
     with opened(agent, "chat-page", WIDE) as page:
@@ -283,6 +291,11 @@ def test_a_person_uploads_data_asks_and_sees_the_code_its_output_a_table_and_a_p
         expect_text(log, "That division failed.")
         assert page.evaluate("window.pwned") is None
         assert odd.locator(".html-output img, .html-output script").count() == 0
+        images = odd.get_by_role("img", name=re.compile(r"^Image produced by code run 1"))
+        sources = [images.nth(i).get_attribute("src") for i in range(images.count())]
+        assert [src.split(";")[0] for src in sources] == ["data:image/jpeg", "data:image/svg+xml"]
+        for i in range(2):
+            assert page.evaluate("(img) => img.naturalWidth", images.nth(i).element_handle()) == 40
 
         first = page.get_by_role(
             "button", name="Which city has the highest value? Plot the values."
