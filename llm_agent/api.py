@@ -4,13 +4,15 @@ JSON ``{"reason", "message"}``, find the session a request names."""
 from __future__ import annotations
 
 import hmac
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 from urllib.parse import quote, urlsplit
 
 from tornado import web
 
 from .files import TransferError
+from .health import BROKER_ERRORS
 from .sessions import ChatSession, ChatSessions
 
 StatusCheck = Callable[[], Awaitable[dict[str, Any]]]
@@ -58,11 +60,17 @@ class APIHandler(web.RequestHandler):
         self.finish({"reason": self._reason, "message": message or self._reason})
 
 
-def transfer_failed(error: TransferError) -> web.HTTPError:
-    """The broker's refusal of a file transfer, with its status (a gateway's 502 for a
-    failure of the broker itself)."""
-    status = error.status if 400 <= error.status < 500 else 502
-    return web.HTTPError(status, str(error))
+@contextmanager
+def broker_call(what: str) -> Iterator[None]:
+    """Turn a failure of the broker into an answer: a refused file transfer keeps the
+    broker's status (404 for a missing file), anything else is a gateway's 502 saying
+    what the broker did not do (``what``)."""
+    try:
+        yield
+    except TransferError as e:
+        raise web.HTTPError(e.status if 400 <= e.status < 500 else 502, str(e)) from None
+    except BROKER_ERRORS as e:
+        raise web.HTTPError(502, f"the broker did not {what}: {e}") from None
 
 
 def attachment(name: str) -> str:

@@ -20,9 +20,7 @@ from typing import Any
 from tornado import web
 
 from . import files
-from .api import APIHandler, attachment, transfer_failed
-from .files import TransferError
-from .health import BROKER_ERRORS
+from .api import APIHandler, attachment, broker_call
 
 MAX_UPLOAD_BYTES = 1 << 30  # as the broker's own default (--FileLimits.max_upload_bytes)
 
@@ -32,12 +30,9 @@ class FilesHandler(APIHandler):
 
     async def get(self, session_id: str) -> None:
         kernel = self.session(session_id).agent.kernel
-        try:
-            self.finish(await files.list_files(kernel))
-        except TransferError as e:
-            raise transfer_failed(e) from None
-        except BROKER_ERRORS as e:
-            raise web.HTTPError(502, f"the broker did not list the files: {e}") from None
+        with broker_call("list the files"):
+            listing = await files.list_files(kernel)
+        self.finish(listing)
 
 
 class _BodyPipe:
@@ -99,12 +94,8 @@ class FileHandler(APIHandler):
     async def put(self, session_id: str, path: str) -> None:
         assert self._upload is not None
         await self._pipe.feed(None, self._upload)
-        try:
+        with broker_call(f"take {path}"):
             model = await self._upload
-        except TransferError as e:
-            raise transfer_failed(e) from None
-        except BROKER_ERRORS as e:
-            raise web.HTTPError(502, f"the broker did not take {path}: {e}") from None
         self.set_status(201 if model.get("created") else 200)
         self.finish(model)
 
@@ -112,12 +103,10 @@ class FileHandler(APIHandler):
         kernel = self.session(session_id).agent.kernel
         sink = _ResponseSink(self, path)
         self._download = asyncio.ensure_future(files.download_to(kernel, path, sink))
-        try:
+        # (a failure once the file has started is too late for an error answer: Tornado
+        # closes the connection instead, and the browser sees the download fail)
+        with broker_call(f"send {path}"):
             await self._download
-        except TransferError as e:
-            if sink.started:
-                raise  # too late for an error answer: the connection is closed instead
-            raise transfer_failed(e) from None
         sink.start()  # an empty file has its headers too
         self.finish()
 

@@ -23,9 +23,8 @@ import openai
 from tornado import iostream, web
 
 from . import chat_files, page
-from .api import APIHandler, StatusCheck, attachment
+from .api import APIHandler, StatusCheck, attachment, broker_call
 from .events import Event, event_json
-from .health import BROKER_ERRORS
 from .sessions import SESSION_ID, ChatSessions, SessionUnavailable
 
 log = logging.getLogger("llm_agent.server")
@@ -119,10 +118,8 @@ class InterruptHandler(APIHandler):
 
     async def post(self, session_id: str) -> None:
         kernel = self.session(session_id).agent.kernel
-        try:
+        with broker_call("interrupt the kernel"):
             await kernel.interrupt()
-        except BROKER_ERRORS as e:
-            raise web.HTTPError(502, f"the broker did not interrupt the kernel: {e}") from None
         self.set_status(204)
 
 

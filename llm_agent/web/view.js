@@ -16,10 +16,6 @@ export class ConversationView {
     this.calls = new Map(); // call id -> run
   }
 
-  get empty() {
-    return !this.root.firstChild;
-  }
-
   user(text) {
     this.end();
     const bubble = el('div', { class: 'bubble', text });
@@ -68,7 +64,7 @@ export class ConversationView {
   toolOutput({ call_id: id, stream, text, data, traceback }) {
     const run = this.calls.get(id);
     if (!run) return;
-    if (stream === 'result') run.outputs.append(bundle(data || { 'text/plain': text }, run.producer));
+    if (stream === 'result') run.outputs.append(bundle(data, run.producer));
     else if (stream === 'error') run.outputs.append(errorBlock(traceback || text));
     else appendStream(run.outputs, stream, text);
   }
