@@ -305,6 +305,11 @@ def test_a_person_uploads_data_asks_and_sees_the_code_its_output_a_table_and_a_p
         page.get_by_role("img", name=re.compile(r"^Image produced by code run 1")).wait_for()
         expect_text(log, "well ahead of Pune (23)")
 
+        fetched = page.evaluate("performance.getEntriesByType('resource').map((e) => e.name)")
+        assert any("/files/" in url for url in fetched)
+        assert not any(SERVE_TOKEN in url for url in [page.url, *fetched])
+        assert SERVE_TOKEN not in agent.read_log()
+
         page.reload()  # the token is kept for the tab: no dialog, the same conversation
         expect_text(log, "well ahead of Pune (23)")
         assert not page.get_by_role("dialog").is_visible()
