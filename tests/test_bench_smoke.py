@@ -91,3 +91,17 @@ def test_claim_bench_measures_pod_kernels_on_the_test_control_plane() -> None:
 
     assert set(document["results"]["pods"]) == {"websocket", "http", "mcp"}
     assert [line.split()[0] for line in printed[0].splitlines()[2:]] == ["local"] * 3 + ["pods"] * 3
+
+
+@pytest.mark.slow
+def test_chat_upload_bench_prints_both_paths_and_the_memory_rise(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from bench.chat_upload import main as chat_upload_bench
+
+    chat_upload_bench(["--mib", "2", "--rounds", "1"])
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("2 MiB uploads, median of 1")
+    assert "straight to the broker (anchor):" in lines[1] and lines[1].endswith("MiB/s")
+    assert "through llm-agent serve:" in lines[2] and "x the anchor" in lines[2]
+    assert "llm-agent serve peak RSS rise:" in lines[3]
