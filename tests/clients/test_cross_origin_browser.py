@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import functools
 import http.server
-import shutil
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from ..broker_process import RunningBroker, start_broker
-from .test_jupyterlab_browser import CHROMIUM, CHROMIUM_ARGS
+from ..browser import chromium, need_chromium
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -53,9 +52,7 @@ async ([url, token]) => {
 @pytest.fixture
 def page_origin(tmp_path: Path) -> Iterator[str]:
     """An HTTP server on 127.0.0.1 serving an empty page: an origin other than the broker's."""
-    if not Path(CHROMIUM).exists() and not shutil.which("chromium"):
-        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
-    pytest.importorskip("playwright.sync_api", reason="pip install playwright")
+    need_chromium()
     (tmp_path / "index.html").write_text("<!doctype html><title>another origin</title>")
     handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
@@ -67,16 +64,10 @@ def page_origin(tmp_path: Path) -> Iterator[str]:
 
 
 def run_in_page(origin: str, broker: RunningBroker) -> dict:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page()
-            page.goto(origin + "/index.html")
-            return page.evaluate(USE_BROKER, [broker.url, broker.token])
-        finally:
-            browser.close()
+    with chromium() as browser:
+        page = browser.new_page()
+        page.goto(origin + "/index.html")
+        return page.evaluate(USE_BROKER, [broker.url, broker.token])
 
 
 def test_a_page_of_another_origin_cannot_use_a_default_broker(
