@@ -7,8 +7,6 @@ Every broker here has XDG directories of its own under the test's tmp directory.
 from __future__ import annotations
 
 import os
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -21,33 +19,22 @@ from broker.processes import wait_exited
 from broker.watchdog import end_kernel
 
 from .broker_process import (
+    KERNEL_BROKER,
     RunningBroker,
+    default_state_dir,
+    free_port,
+    kill_9,
     kill_recorded_kernels,
     launch,
     lock_holder,
+    serve_with_generated_token,
     start_broker,
     xdg_env,
 )
 
 pytestmark = pytest.mark.slow
 
-KERNEL_BROKER = Path(sys.executable).with_name("kernel-broker")  # the venv's command
 PIDS = "import os; print(os.getpid())"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def default_state_dir(tmp: Path, port: int) -> Path:
-    return tmp / "xdg" / "state" / "kernel-broker" / f"port-{port}"
-
-
-def kill_9(broker: RunningBroker) -> None:
-    broker.proc.send_signal(signal.SIGKILL)
-    broker.proc.wait()
 
 
 @pytest.fixture
@@ -91,18 +78,6 @@ def test_the_readme_serve_command_keeps_kernel_and_variables_across_kill_9(
     finally:
         second.delete_kernel(kernel)
         second.stop()
-
-
-def serve_with_generated_token(tmp: Path, port: int, broker_env: dict[str, str]) -> RunningBroker:
-    """The README's serve command with no token given: the broker prints the one it uses."""
-    env = {**os.environ, **broker_env, **xdg_env(tmp), "BROKER_PORT": str(port)}
-    env.pop("BROKER_TOKEN", None)
-    broker = launch(tmp, [str(KERNEL_BROKER), "serve"], env, None)
-    assert broker.proc.stdout is not None
-    line = broker.proc.stdout.readline().decode()
-    assert line.startswith("Token: "), line
-    broker.token = line.split()[1]
-    return broker
 
 
 def test_a_generated_token_is_kept_so_clients_reconnect_after_kill_9(
