@@ -116,3 +116,17 @@ def test_load_bench_measures_every_size_and_finds_nothing_misrouted(tmp_path: Pa
     assert document["results"]["broker"]["kernels_left_running"] == 0
     text = markdown.read_text()
     assert "Prose that must survive." in text and BEGIN in text and "| broker | 2 / 4 |" in text
+
+
+@pytest.mark.slow
+def test_chat_upload_bench_prints_both_paths_and_the_memory_rise(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from bench.chat_upload import main as chat_upload_bench
+
+    chat_upload_bench(["--mib", "2", "--rounds", "1"])
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("2 MiB uploads, median of 1")
+    assert "straight to the broker (anchor):" in lines[1] and lines[1].endswith("MiB/s")
+    assert "through llm-agent serve:" in lines[2] and "x the anchor" in lines[2]
+    assert "llm-agent serve peak RSS rise:" in lines[3]
