@@ -30,6 +30,7 @@ from .pools import WARM_PREFIX
 if TYPE_CHECKING:  # the Kubernetes client is imported only when a pod kernelspec exists
     from .provisioners.k8s import ClusterConfig, KubeClient
     from .provisioners.lease import LeaseElector
+    from .provisioners.reflector import PodReflector
 
 POD_PROVISIONER = "kubernetes-provisioner"
 
@@ -51,6 +52,13 @@ class Replicas(LoggingConfigurable):
         help="Seconds a Lease record must stay unrenewed before another replica takes it over.",
     )
     lease_retry = Float(2.0, config=True, help="Seconds between renewals (or attempts).")
+    activity_interval = Float(
+        0.0,
+        config=True,
+        help="Seconds between two records of a kernel's activity on its pod (what the Lease "
+        "holder's culler and other replicas' kernel lists read). 0: a quarter of "
+        "--cull-idle-timeout, between 1 and 300 s; 300 s when culling is off.",
+    )
 
     @default("identity")
     def _default_identity(self) -> str:
@@ -62,6 +70,7 @@ class Replicas(LoggingConfigurable):
         self.pod_specs: set[str] = set()
         self.targets: list[Target] = []
         self.elector: LeaseElector | None = None
+        self.reflectors: list[tuple[KubeClient, PodReflector]] = []
 
     # --- startup -------------------------------------------------------------------
 
@@ -70,9 +79,12 @@ class Replicas(LoggingConfigurable):
         broker_name = self._find_pod_specs()
         if not self.targets:
             return
-        from .provisioners.cluster import get_cluster
+        from .provisioners.cluster import get_cluster, get_reflector
         from .provisioners.lease import LeaseElector
 
+        for target in self.targets:  # one watch each: what every replica reads pods from
+            kube = (await get_cluster(target[0])).kube
+            self.reflectors.append((kube, await get_reflector(*target)))
         cfg, namespace, _ = self.targets[0]
         self.elector = LeaseElector(
             (await get_cluster(cfg)).kube,
@@ -130,6 +142,14 @@ class Replicas(LoggingConfigurable):
         """Whether this replica keeps the warm pool of ``spec`` (local pools are its own)."""
         return spec not in self.pod_specs or self.leading
 
+    def recording_interval(self, cull_idle_timeout: float) -> float:
+        """Seconds between two records of a kernel's activity on its pod."""
+        if self.activity_interval > 0:
+            return self.activity_interval
+        if cull_idle_timeout <= 0:
+            return 300.0
+        return min(300.0, max(1.0, cull_idle_timeout / 4))
+
     def is_pod_kernel(self, km: AsyncKernelManager) -> bool:
         """Pod kernels are their own record: they outlive this process without a state dir."""
         return hasattr(km.provisioner, "ended_on_purpose")
@@ -151,19 +171,28 @@ class Replicas(LoggingConfigurable):
 
     # --- finding kernel pods ------------------------------------------------------------
 
-    async def kernel_pods(self, kernel_id: str = "") -> list[tuple[KubeClient, dict[str, Any]]]:
+    def kernel_pods(self, kernel_id: str = "") -> list[tuple[KubeClient, dict[str, Any]]]:
         """This broker instance's kernel pods (only ``kernel_id``'s when given), each with
-        the client of its cluster."""
-        from .provisioners.cluster import get_cluster
+        the client of its cluster, from the watch-fed caches: no request."""
+        from .provisioners.pod import LABEL_KERNEL_ID
+
+        return [
+            (kube, pod)
+            for kube, reflector in self.reflectors
+            for pod in list(reflector.pods.values())
+            if not kernel_id or pod["metadata"]["labels"].get(LABEL_KERNEL_ID) == kernel_id
+        ]
+
+    async def _listed_pods(self, kernel_id: str) -> list[dict[str, Any]]:
+        """The pods of this kernel id as the API server has them now (one list call per
+        cluster): a kernel started elsewhere a moment ago may not be in the cache yet."""
         from .provisioners.pod import LABEL_KERNEL_ID
 
         pods = []
-        for cfg, namespace, selector in self.targets:
-            if kernel_id:
-                selector = f"{selector},{LABEL_KERNEL_ID}={kernel_id}"
-            kube = (await get_cluster(cfg)).kube
-            listed = await kube.list_pods(namespace, selector)
-            pods.extend((kube, pod) for pod in listed.get("items") or [])
+        for kube, reflector in self.reflectors:
+            selector = f"{reflector.label_selector},{LABEL_KERNEL_ID}={kernel_id}"
+            listed = await kube.list_pods(reflector.namespace, selector)
+            pods.extend(listed.get("items") or [])
         return pods
 
     async def find(self, kernel_id: str) -> dict[str, Any] | None:
@@ -172,7 +201,8 @@ class Replicas(LoggingConfigurable):
 
         if not self.targets or not valid_kernel_id(kernel_id):
             return None
-        for _, pod in await self.kernel_pods(kernel_id):
+        pods = [pod for _, pod in self.kernel_pods(kernel_id)]
+        for pod in pods or await self._listed_pods(kernel_id):
             if verdict(pod) is Verdict.ADOPT:
                 return _record(pod)
         return None
@@ -185,7 +215,7 @@ class Replicas(LoggingConfigurable):
         from .provisioners.podrecords import Verdict, verdict
 
         records, dropped = [], []
-        for kube, pod in await self.kernel_pods():
+        for kube, pod in self.kernel_pods():
             record = _record(pod)
             if known(record["id"]):
                 continue

@@ -106,6 +106,8 @@ class Adoption:
                     warm.bridge,
                     created=warm.created,
                 )
+                if record.get("last_activity"):  # attaching is no activity of its user
+                    kernel.bridge.last_activity = record["last_activity"]
                 self.kernels[kernel.id] = kernel
                 self.log.info("kernel adopted id=%s owner=%s", kernel.id, kernel.owner)
             else:
