@@ -71,6 +71,7 @@ class Replicas(LoggingConfigurable):
         self.targets: list[Target] = []
         self.elector: LeaseElector | None = None
         self.reflectors: list[tuple[KubeClient, PodReflector]] = []
+        self.policies: list[tuple[ClusterConfig, dict[str, Any]]] = []  # egress, per spec
 
     # --- startup -------------------------------------------------------------------
 
@@ -85,6 +86,7 @@ class Replicas(LoggingConfigurable):
         for target in self.targets:  # one watch each: what every replica reads pods from
             kube = (await get_cluster(target[0])).kube
             self.reflectors.append((kube, await get_reflector(*target)))
+        await self._ensure_policies()
         cfg, namespace, _ = self.targets[0]
         self.elector = LeaseElector(
             (await get_cluster(cfg)).kube,
@@ -122,9 +124,35 @@ class Replicas(LoggingConfigurable):
             assert isinstance(probe, KubernetesProvisioner)
             self.pod_specs.add(name)
             broker_name = broker_name or probe.broker_name
+            from .provisioners.egress import egress_policy
+
+            policy = egress_policy(probe.pod_settings(name))
+            if policy is not None:
+                self.policies.append((probe.cluster_target()[0], policy))
             if probe.cluster_target() not in self.targets:
                 self.targets.append(probe.cluster_target())
         return broker_name
+
+    async def _ensure_policies(self) -> None:
+        """Each kernelspec's egress NetworkPolicy exists as configured (every replica
+        checks: the same configuration makes the same policy)."""
+        from .provisioners.cluster import get_cluster
+        from .provisioners.egress import ensure_policy
+
+        for cfg, policy in self.policies:
+            name = policy["metadata"]["name"]
+            try:
+                done = await ensure_policy((await get_cluster(cfg)).kube, policy)
+            except Exception as e:  # noqa: BLE001 - kernels then reach nothing: safe
+                self.log.error(
+                    "egress policy %s not applied: %s; its kernels reach no destination "
+                    "until it is (the broker's Role must allow networkpolicies get, create, "
+                    "update)",
+                    name,
+                    e,
+                )
+                continue
+            self.log.info("egress policy %s %s", name, done)
 
     async def stop(self) -> None:
         """Leave the election, freeing the Lease so another replica takes over at once."""

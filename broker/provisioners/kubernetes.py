@@ -119,7 +119,14 @@ class KubernetesProvisioner(PodTraits, KernelProvisionerBase):  # type: ignore[m
         name = f"kernel-{self.kernel_id}-{secrets.token_hex(3)}"
         pod = manifests.make_pod(name, f"{name}-connection", request, settings)
         started = time.monotonic()
-        created = await kube.create_pod(self.namespace, pod)
+        try:
+            created = await kube.create_pod(self.namespace, pod)
+        except KubeError as e:
+            raise KernelLaunchError(
+                f"the API server refused the kernel pod ({e.status} {e.reason}: {e.message}); "
+                "check the kernelspec's pod settings (runtime_class, resources, node_selector) "
+                "against what the cluster offers and allows"
+            ) from None
         self.pod_name = name
         try:
             secret = manifests.make_secret(f"{name}-connection", created, info)
