@@ -29,7 +29,12 @@ KERNEL_INFO = {
     "protocol_version": "5.4",
     "implementation": "tiny_kernel",
     "implementation_version": "1.0",
-    "language_info": {"name": "python", "version": sys.version.split()[0], "mimetype": "text/x-python", "file_extension": ".py"},
+    "language_info": {
+        "name": "python",
+        "version": sys.version.split()[0],
+        "mimetype": "text/x-python",
+        "file_extension": ".py",
+    },
     "banner": "tiny_kernel: the protocol, no interpreter",
     "help_links": [],
 }
@@ -43,7 +48,13 @@ class Kernel:
         self.session = uuid.uuid4().hex
         self.count = 0
         self.ctx = zmq.Context()
-        kinds = {"shell": zmq.ROUTER, "control": zmq.ROUTER, "stdin": zmq.ROUTER, "iopub": zmq.PUB, "hb": zmq.REP}
+        kinds = {
+            "shell": zmq.ROUTER,
+            "control": zmq.ROUTER,
+            "stdin": zmq.ROUTER,
+            "iopub": zmq.PUB,
+            "hb": zmq.REP,
+        }
         self.sockets = {}
         for name, kind in kinds.items():
             sock = self.ctx.socket(kind)
@@ -60,7 +71,9 @@ class Kernel:
             mac.update(part)
         return mac.hexdigest().encode()
 
-    def send(self, channel: str, idents: list[bytes], msg_type: str, content: dict, parent: dict) -> None:
+    def send(
+        self, channel: str, idents: list[bytes], msg_type: str, content: dict, parent: dict
+    ) -> None:
         header = {
             "msg_id": uuid.uuid4().hex,
             "msg_type": msg_type,
@@ -86,7 +99,12 @@ class Kernel:
             reply = KERNEL_INFO
         elif msg_type == "execute_request":
             self.count += 1
-            reply = {"status": "ok", "execution_count": self.count, "user_expressions": {}, "payload": []}
+            reply = {
+                "status": "ok",
+                "execution_count": self.count,
+                "user_expressions": {},
+                "payload": [],
+            }
         elif msg_type == "shutdown_request":
             reply = {"status": "ok", "restart": json.loads(parts[3]).get("restart", False)}
         reply_type = msg_type.replace("_request", "_reply")

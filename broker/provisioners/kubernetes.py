@@ -56,6 +56,7 @@ class KubernetesProvisioner(PodTraits, KernelProvisionerBase):  # type: ignore[m
 
     pod_name = Unicode("")
     _reflector: PodReflector | None = None
+    _marked: dict[str, Any] | None = None  # the pod as mark_warm's patch returned it
 
     # -- configuration -----------------------------------------------------------------
 
@@ -282,19 +283,21 @@ class KubernetesProvisioner(PodTraits, KernelProvisionerBase):  # type: ignore[m
 
     async def mark_warm(self) -> None:
         """Mark a proven pool kernel's pod: from now on any replica may claim it."""
-        await self.annotate({WARM_MARK: "ready"})
+        self._marked = await self.annotate({WARM_MARK: "ready"})
 
-    async def annotate(self, annotations: dict[str, str]) -> None:
-        """Merge ``annotations`` into the pod's (a pod already gone needs none)."""
+    async def annotate(self, annotations: dict[str, str]) -> dict[str, Any] | None:
+        """Merge ``annotations`` into the pod's; returns the pod as patched (None when it
+        is already gone: it needs none)."""
         if not self.pod_name:
-            return
+            return None
         kube = (await get_cluster(self._cluster_config())).kube
         try:
-            await kube.patch_pod_metadata(
+            return await kube.patch_pod_metadata(
                 self.namespace, self.pod_name, {"annotations": annotations}
             )
         except KubeError as e:
             self.log.debug("kernel %s: pod %s not annotated: %s", self.kernel_id, self.pod_name, e)
+            return None
 
     def cached_pod(self) -> dict[str, Any] | None:
         """The kernel's pod as the shared watch last delivered it (no request)."""
@@ -328,7 +331,11 @@ class KubernetesProvisioner(PodTraits, KernelProvisionerBase):  # type: ignore[m
         it first, and this provisioner must let it go without deleting it.
         """
         kube = (await get_cluster(self._cluster_config())).kube
-        pod = self.cached_pod() or await kube.read_pod(self.namespace, self.pod_name)
+        # the pod as our own mark left it, if we marked it: the watch may not have it yet
+        pod = (
+            self._marked or self.cached_pod() or await kube.read_pod(self.namespace, self.pod_name)
+        )
+        self._marked = None
         if not await claim_pod(kube, pod, self.kernel_id, kernel_id, owner):
             return False
         self.kernel_id = kernel_id
