@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import resource
 import shutil
 import tempfile
 import uuid
@@ -61,6 +62,10 @@ class KernelLauncher:
         self.replay_messages = replay_messages
         self.independent = independent
         self.context = zmq.asyncio.Context()
+        # ZMQ caps a context at 1,023 sockets by default: about 170 kernels of six sockets
+        # each ("Too many open files" past that). The process's open-file limit is the
+        # real bound, so that is the cap.
+        self.context.max_sockets = max(1024, resource.getrlimit(resource.RLIMIT_NOFILE)[0])
         self.shutdown = KernelShutdown(parent=parent)
         # ids being started: a survey of the cluster must not adopt them a second time
         self.spawning: set[str] = set()
