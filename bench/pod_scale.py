@@ -47,12 +47,11 @@ from tornado.httpclient import AsyncHTTPClient
 from broker.client import BrokerREST
 
 from . import report
-from .pools import log, wait_for_pool
-from .targets import Server, process_memory_mb, server_env, start_broker
+from .pools import log, pod_cluster, wait_for_pool
+from .targets import Server, process_memory_mb, start_broker
 
 BEGIN = "<!-- bench:pod_scale:begin (written by python -m bench.pod_scale) -->"
 END = "<!-- bench:pod_scale:end -->"
-ROOT = Path(__file__).resolve().parent.parent
 TINY_KERNEL = Path(__file__).resolve().parent / "tiny_kernel.py"
 TINY_IMAGE = "bench/tiny-kernel:1"
 POOLED, COLD = "tiny", "tiny-cold"
@@ -63,32 +62,17 @@ EG_POLL_SECONDS = 3.0  # jupyter_client KernelRestarter.time_to_dead
 async def cluster(workdir: Path) -> AsyncIterator[tuple[Any, dict[str, str]]]:
     """The test control plane with the tiny kernel's image, and a server environment
     offering it as a pooled and an unpooled pod kernelspec."""
-    sys.path.insert(0, str(ROOT))
-    from tests.k8s.conftest import NAMESPACE
-    from tests.k8s.conftest import write_kernelspec as write_pod_spec
-    from tests.k8s.controlplane import ControlPlane
-    from tests.k8s.images import Image
+    specs = [POOLED, COLD]
+    async with pod_cluster(
+        workdir, specs, TINY_IMAGE, launch_timeout=600, strict=False, probe_interval=0.2
+    ) as (plane, env):
+        from tests.k8s.images import Image
 
-    plane = ControlPlane(workdir / "cluster", strict=False, probe_interval=0.2)
-    plane.images[TINY_IMAGE] = Image(
-        files={"python": sys.executable, "/opt/kernel/entrypoint.py": str(TINY_KERNEL)},
-        runtime=[os.path.realpath(sys.base_prefix), os.path.realpath(sys.prefix)],
-    )
-    await plane.start()
-    try:
-        config = {
-            "image": TINY_IMAGE,
-            "namespace": NAMESPACE,
-            "kubeconfig": str(plane.kubeconfig),
-            "launch_timeout": 600,
-            "grace_seconds": 1,
-        }
-        jupyter = workdir / "jupyter"
-        for name in (POOLED, COLD):
-            write_pod_spec(jupyter / "kernels", name, config)
-        yield plane, server_env(jupyter, workdir / "runtime")
-    finally:
-        await plane.stop()
+        plane.images[TINY_IMAGE] = Image(
+            files={"python": sys.executable, "/opt/kernel/entrypoint.py": str(TINY_KERNEL)},
+            runtime=[os.path.realpath(sys.base_prefix), os.path.realpath(sys.prefix)],
+        )
+        yield plane, env
 
 
 async def burst(rest: BrokerREST, spec: str, n: int) -> dict[str, Any]:

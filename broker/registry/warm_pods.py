@@ -98,6 +98,8 @@ class WarmPods:
         while True:
             await reflector.wait_for(lambda: bool(self._stale()), None)
             for spec, warm in self._stale():
+                if warm not in self.pools.ready[spec]:
+                    continue  # a start took it meanwhile (and found it claimed too)
                 self.pools.ready[spec].remove(warm)
                 self.log.info("pool kernel claimed elsewhere id=%s", warm.manager.kernel_id)
                 await self.forget(warm)

@@ -16,9 +16,8 @@ from broker.client import BrokerAPIError, BrokerREST
 from broker.provisioners.egress import egress_policy
 from broker.provisioners.podsettings import PodSettings
 
-from ..broker_process import start_broker
-from .conftest import NAMESPACE, write_kernelspec
-from .controlplane import KERNEL_IMAGE
+from .conftest import NAMESPACE
+from .test_broker_pods import start_pod_broker
 from .test_manifests import VERSIONS
 from .test_replicas import rbac_requests, role_grants
 
@@ -32,21 +31,6 @@ DNS = {
     "to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}}}],
     "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}],
 }
-
-
-async def isolated_broker(control_plane, tmp_path, **config):
-    """A broker whose kernelspec "sandboxed" has these provisioner settings."""
-    root = tmp_path / "jupyter"
-    base = {
-        "image": KERNEL_IMAGE,
-        "namespace": NAMESPACE,
-        "kubeconfig": str(control_plane.kubeconfig),
-        "launch_timeout": 30,
-        "grace_seconds": 1,
-    }
-    write_kernelspec(root / "kernels", "sandboxed", {**base, **config})
-    env = {"JUPYTER_PATH": str(root)}
-    return await asyncio.to_thread(start_broker, tmp_path, "--pool-size=0", env=env)
 
 
 def policies(control_plane) -> list[dict]:
@@ -74,13 +58,13 @@ async def test_a_kernelspec_runs_its_pods_under_its_runtime_class_and_egress_pol
     control_plane, tmp_path
 ):
     control_plane.api.runtime_classes.add("gvisor")
-    broker = await isolated_broker(
+    broker = await start_pod_broker(
         control_plane, tmp_path, runtime_class="gvisor", egress={"pypi": PYPI, "dns": DNS}
     )
     try:
         (policy,) = policies(control_plane)
         selector = policy["spec"]["podSelector"]["matchLabels"]
-        model = await BrokerREST(broker.url, broker.token).start_kernel("sandboxed")
+        model = await BrokerREST(broker.url, broker.token).start_kernel("pod")
         (pod,) = control_plane.objects("pods", NAMESPACE)
         assert pod["spec"]["runtimeClassName"] == "gvisor"
         assert selector.items() <= pod["metadata"]["labels"].items()  # the policy selects it
@@ -89,20 +73,20 @@ async def test_a_kernelspec_runs_its_pods_under_its_runtime_class_and_egress_pol
     finally:
         await asyncio.to_thread(broker.stop)
     # a changed kernelspec changes the policy (one object per kernelspec, updated in place)
-    again = await isolated_broker(control_plane, tmp_path, egress={"pypi": PYPI})
+    again = await start_pod_broker(control_plane, tmp_path, egress={"pypi": PYPI})
     await asyncio.to_thread(again.stop)
     (policy,) = policies(control_plane)
     assert policy["spec"]["egress"] == [PYPI]
-    assert "egress policy kernel-broker-sandboxed-egress updated" in again.log()
+    assert "egress policy kernel-broker-pod-egress updated" in again.log()
     assert rbac_requests(control_plane.api.requests) <= role_grants()
 
 
 @pytest.mark.slow
 async def test_a_runtime_class_the_cluster_lacks_fails_the_start_saying_so(control_plane, tmp_path):
-    broker = await isolated_broker(control_plane, tmp_path, runtime_class="kata")
+    broker = await start_pod_broker(control_plane, tmp_path, runtime_class="kata")
     try:
         with pytest.raises(BrokerAPIError) as refused:
-            await BrokerREST(broker.url, broker.token).start_kernel("sandboxed")
+            await BrokerREST(broker.url, broker.token).start_kernel("pod")
         assert refused.value.status == 500
         assert 'RuntimeClass "kata" not found' in refused.value.message
         assert "runtime_class" in refused.value.message  # what to check next
@@ -116,12 +100,12 @@ async def test_an_invalid_egress_rule_is_refused_and_its_kernels_reach_nothing(
     control_plane, tmp_path
 ):
     bad = {"to": [{"ipBlock": {"cidr": 10}}]}  # the schema wants a string
-    broker = await isolated_broker(control_plane, tmp_path, egress={"anything": bad})
+    broker = await start_pod_broker(control_plane, tmp_path, egress={"anything": bad})
     try:
         assert policies(control_plane) == []
-        assert "egress policy kernel-broker-sandboxed-egress not applied" in broker.log()
+        assert "egress policy kernel-broker-pod-egress not applied" in broker.log()
         assert "reach no destination" in broker.log()
-        model = await BrokerREST(broker.url, broker.token).start_kernel("sandboxed")
+        model = await BrokerREST(broker.url, broker.token).start_kernel("pod")
         await BrokerREST(broker.url, broker.token).shutdown_kernel(model["id"])
     finally:
         await asyncio.to_thread(broker.stop)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import time
 from collections.abc import Awaitable, Callable
 
 import pytest
@@ -88,7 +89,9 @@ async def test_a_replica_without_the_lease_hands_out_the_holders_warm_pods(contr
         await until(lambda: _ready(holder, 2), timeout=60)
         assert await pool_ready(other, "pod") == 0  # refills happen once, on the holder
         rest = BrokerREST(other.url, other.token)
-        kernels = await asyncio.gather(*(rest.start_kernel("pod") for _ in range(2)))
+        began = time.perf_counter()
+        kernels = [await rest.start_kernel("pod") for _ in range(2)]
+        print(f"two warm pods claimed by the other replica in {time.perf_counter() - began:.3f} s")
         assert await pool_hits(other, "pod") == 2
         assert other.log().count("pool kernel claimed id=") == 2
         for kernel in kernels:
