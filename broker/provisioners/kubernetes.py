@@ -307,7 +307,7 @@ class KubernetesProvisioner(PodTraits, KernelProvisionerBase):  # type: ignore[m
 
     def ended_on_purpose(self) -> bool:
         """Whether the kernel's pod is gone, being deleted, or marked as ending by a broker."""
-        pod = self._reflector.get(self.pod_name) if self._reflector and self.pod_name else None
+        pod = self.cached_pod()
         if pod is None:
             return True
         meta = pod["metadata"]
