@@ -154,9 +154,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             "--pool-size=0",
             f"--KernelPools.sizes={POOLED}={args.burst}",
             f"--KernelPools.max_concurrent_refills={args.concurrency}",
-            # refill once the burst is over, not during it (the pool's own rule for bursts)
-            "--KernelPools.refill_low_water=0",
-            "--KernelPools.refill_delay=2",
+            # refill once the burst is over, not during it: the fake API server and
+            # kubelet share this process, and new pods would delay the burst's own requests
+            "--KernelPools.refill_low_water=-1",
+            "--KernelPools.refill_delay=5",
             f"--KernelRegistry.max_concurrent_starts={args.burst}",
         ]
         broker = await asyncio.to_thread(start_broker, env, workdir, "bench-token", *flags)
