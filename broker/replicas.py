@@ -1,9 +1,12 @@
 """This broker among its replicas: kernel pods found in the cluster, and who does the chores.
 
 Pod kernels need no shared database: their pods (labels, annotations) and Secrets are the
-record. This module finds them: every pod of this broker instance at startup (to adopt
-what a previous process left), and one pod by its kernel-id label when a request names a
-kernel this replica does not know (another replica started it, or served it and died).
+record. This module finds them, from one watch-fed cache per namespace (the pod
+reflector, started here at startup): every pod of this broker instance at startup (to
+adopt what a previous process left), every one when a kernel list or the culler needs
+them, and one pod by its kernel-id label when a request names a kernel this replica does
+not know (another replica started it, or served it and died). It also keeps each
+kernelspec's egress NetworkPolicy as configured (``provisioners/egress.py``).
 
 Chores that must happen once per cluster rather than once per replica (culling idle
 kernels, refilling warm pools of pod kernels, restarting a pod kernel that crashed) are
