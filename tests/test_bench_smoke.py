@@ -91,3 +91,16 @@ def test_claim_bench_measures_pod_kernels_on_the_test_control_plane() -> None:
 
     assert set(document["results"]["pods"]) == {"websocket", "http", "mcp"}
     assert [line.split()[0] for line in printed[0].splitlines()[2:]] == ["local"] * 3 + ["pods"] * 3
+
+
+@pytest.mark.slow
+def test_pod_scale_bench_counts_no_request_per_kernel_at_steady_state(capsys) -> None:
+    from bench.pod_scale import main as pod_scale_bench
+
+    results = pod_scale_bench(["--kernels", "6", "--burst", "2", "--window", "3", "--settle", "1"])
+
+    assert results["kernels"] == 6 and results["pods"] == 8  # and the refilled pool
+    steady = results["steady"]
+    assert steady["open_watches"] == 1
+    assert set(steady["by_verb"]) <= {"update leases"}  # the Lease alone: no poll per kernel
+    assert "API requests per second at steady state" in capsys.readouterr().out
