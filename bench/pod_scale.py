@@ -122,9 +122,10 @@ def by_verb(requests: list[tuple[str, str]]) -> Counter[str]:
     return counted
 
 
-async def steady_state(plane: Any, broker: Server, window: float) -> dict[str, Any]:
+async def steady_state(plane: Any, brokers: list[Server], window: float) -> dict[str, Any]:
     """What the API server receives while nothing happens, for ``window`` seconds."""
-    before, cpu_before = len(plane.api.requests), _cpu_seconds(broker.proc.pid)
+    before = len(plane.api.requests)
+    cpu_before = [_cpu_seconds(b.proc.pid) for b in brokers]
     began = time.perf_counter()
     await asyncio.sleep(window)  # the measurement: nothing to wait for but time
     elapsed = time.perf_counter() - began
@@ -135,8 +136,11 @@ async def steady_state(plane: Any, broker: Server, window: float) -> dict[str, A
         "per_second": len(seen) / elapsed,
         "by_verb": dict(by_verb(seen)),
         "open_watches": len(plane.api.watches),
-        "broker_cpu_percent": 100 * (_cpu_seconds(broker.proc.pid) - cpu_before) / elapsed,
-        "broker_rss_mb": process_memory_mb(broker.proc.pid).get("rss_mb", 0.0),
+        "broker_cpu_percent": [
+            100 * (_cpu_seconds(b.proc.pid) - cpu) / elapsed
+            for b, cpu in zip(brokers, cpu_before, strict=True)
+        ],
+        "broker_rss_mb": [process_memory_mb(b.proc.pid).get("rss_mb", 0.0) for b in brokers],
     }
 
 
@@ -161,6 +165,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             f"--KernelRegistry.max_concurrent_starts={args.burst}",
         ]
         broker = await asyncio.to_thread(start_broker, env, workdir, "bench-token", *flags)
+        replicas = [broker]
         try:
             rest = BrokerREST(broker.url, broker.token, timeout=900)
             log(f"pool of {args.burst} warm pods filling")
@@ -175,11 +180,25 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             results["fill_s"] = await fill(rest, more, args.concurrency)
             results["kernels"] = len(await rest.list_kernels())
             results["pods"] = len(plane.objects("pods"))
+            results["replica_start_s"] = []
+            for n in range(2, args.replicas + 1):
+                log(f"replica {n} starting (it attaches every kernel pod)")
+                began = time.perf_counter()
+                replica_dir = workdir / f"replica-{n}"
+                replica_dir.mkdir()
+                replicas.append(
+                    await asyncio.to_thread(start_broker, env, replica_dir, "bench-token", *flags)
+                )
+                results["replica_start_s"].append(time.perf_counter() - began)
+            results["listed"] = [
+                len(await BrokerREST(r.url, r.token, timeout=900).list_kernels()) for r in replicas
+            ]
             await asyncio.sleep(args.settle)  # let the last starts' traffic pass
             log(f"steady state: counting API requests for {args.window:g} s")
-            results["steady"] = await steady_state(plane, broker, args.window)
+            results["steady"] = await steady_state(plane, replicas, args.window)
         finally:
-            await asyncio.to_thread(broker.stop)
+            for server in replicas:
+                await asyncio.to_thread(server.stop)
     results["eg_lists_per_second"] = results["kernels"] / EG_POLL_SECONDS
     return results
 
@@ -200,8 +219,17 @@ def table(res: dict[str, Any]) -> list[list[str]]:
             f"{res['eg_lists_per_second']:.0f} pod LISTs per second (one per kernel every 3 s)",
         ],
         [
-            "broker at steady state",
-            f"{steady['broker_cpu_percent']:.1f} % of a core, {steady['broker_rss_mb']:.0f} MB",
+            "each broker at steady state (the first one holds the Lease)",
+            "; ".join(
+                f"{cpu:.1f} % of a core, {rss:.0f} MB"
+                for cpu, rss in zip(
+                    steady["broker_cpu_percent"], steady["broker_rss_mb"], strict=True
+                )
+            ),
+        ],
+        [
+            "kernels each replica lists",
+            ", ".join(str(n) for n in res["listed"]),
         ],
         [
             f"pooled starts, {res['pooled_n']} at once",
@@ -218,6 +246,9 @@ def table(res: dict[str, Any]) -> list[list[str]]:
             f"{res['pool_fill_s']:.1f} s / {res['pool_refill_s']:.1f} s",
         ],
         ["the remaining cold starts", f"{res['fill_s']:.1f} s"],
+    ] + [
+        [f"replica {n} started, every kernel attached", f"{seconds:.1f} s"]
+        for n, seconds in enumerate(res["replica_start_s"], start=2)
     ]
 
 
@@ -228,6 +259,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--burst", type=int, default=100, help="concurrent starts, and pool size")
     parser.add_argument("--concurrency", type=int, default=32, help="starts at once while filling")
     parser.add_argument("--window", type=float, default=60.0, help="seconds of steady state")
+    parser.add_argument(
+        "--replicas", type=int, default=1, help="brokers at steady state (the others start last)"
+    )
     parser.add_argument("--settle", type=float, default=5.0, help="seconds before the window")
     parser.add_argument(
         "--markdown",

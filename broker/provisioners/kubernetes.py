@@ -355,8 +355,9 @@ class KubernetesProvisioner(PodTraits, KernelProvisionerBase):  # type: ignore[m
         self.namespace = provisioner_info.get("namespace", self.namespace)
         self.pod_name = provisioner_info["pod_name"]
         kube = (await get_cluster(self._cluster_config())).kube
-        try:
-            pod = await kube.read_pod(self.namespace, self.pod_name)
+        await self._ensure_reflector()
+        try:  # the pod from the watch's cache when it has it: one request fewer per kernel
+            pod = self.cached_pod() or await kube.read_pod(self.namespace, self.pod_name)
             secret_name = pod["metadata"]["annotations"][manifests.ANNOTATION_SECRET]
             secret = await kube.read_secret(self.namespace, secret_name)
         except KubeError as e:
@@ -370,4 +371,3 @@ class KubernetesProvisioner(PodTraits, KernelProvisionerBase):  # type: ignore[m
             "ip": pod.get("status", {}).get("podIP", ""),
             "key": info["key"].encode(),
         }
-        await self._ensure_reflector()
