@@ -50,7 +50,8 @@ def use_of(kernel: ManagedKernel, now: float, interval: float) -> Use:
 
 class ActivityRecorder:
     """Every half interval, writes onto each served pod kernel's pod what this replica saw
-    since (only what the pod does not say yet, see ``podactivity.to_record``)."""
+    of its clients' use since (only what the pod does not say yet, see
+    ``podactivity.to_record``)."""
 
     def __init__(
         self,
@@ -82,8 +83,12 @@ class ActivityRecorder:
             if pod is None or kernel.dead:
                 continue
             now, bridge = time.time(), kernel.bridge
+            # Only a replica with a client on the kernel records its last activity: the
+            # others see its iopub too, and also the traffic of every replica's attach
+            # (kernel_info), which is nobody's use and would cost a patch per kernel.
+            used_here = bool(bridge.connections) or kernel.executions is not None
             seen = Activity(
-                last=bridge.last_activity,
+                last=bridge.last_activity if used_here else 0.0,
                 connected=now if bridge.connections else 0.0,
                 busy=now if bridge.execution_state == "busy" else 0.0,
             )
