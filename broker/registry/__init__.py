@@ -65,7 +65,10 @@ class KernelRegistry(LoggingConfigurable):
     max_kernels = Int(0, config=True, help="Most kernels at once (0: no limit).")
     max_kernels_per_user = Int(0, config=True, help="Most kernels one user may run (0: no limit).")
     max_concurrent_starts = Int(
-        16, config=True, help="Starts in progress at once; more wait their turn."
+        16,
+        config=True,
+        help="Starts in progress at once, and kernels attached at once (adoption); more "
+        "wait their turn.",
     )
     launch_timeout = Float(
         60.0, config=True, help="Seconds a start may take unless KERNEL_LAUNCH_TIMEOUT says less."
@@ -188,6 +191,7 @@ class KernelRegistry(LoggingConfigurable):
             self.pools,
             self.replicas,
             adopt_timeout=self.adopt_timeout,
+            max_concurrent=self.max_concurrent_starts,
             log=self.log,
         )
         self.restarts = KernelRestarts(self.replicas, self.records, self.launch_timeout)
