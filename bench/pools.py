@@ -128,28 +128,39 @@ async def broker_cold(workdir: Path, env: dict[str, str], starts: int) -> list[f
 
 
 @contextlib.asynccontextmanager
-async def pod_environment(workdir: Path) -> AsyncIterator[dict[str, str]]:
-    """The test control plane running, and a server environment offering the ``pod`` spec."""
+async def pod_cluster(
+    workdir: Path, specs: list[str], image: str = "", launch_timeout: float = 60, **plane_args: Any
+) -> AsyncIterator[tuple[Any, dict[str, str]]]:
+    """The test control plane running (``plane_args`` go to it), and a server environment
+    offering ``specs`` as pod kernelspecs of ``image`` (default: the kernel image)."""
     sys.path.insert(0, str(ROOT))
     from tests.k8s.conftest import NAMESPACE
     from tests.k8s.conftest import write_kernelspec as write_pod_spec
     from tests.k8s.controlplane import KERNEL_IMAGE, ControlPlane
 
-    plane = ControlPlane(workdir / "cluster")
+    plane = ControlPlane(workdir / "cluster", **plane_args)
     await plane.start()
     try:
         config = {
-            "image": KERNEL_IMAGE,
+            "image": image or KERNEL_IMAGE,
             "namespace": NAMESPACE,
             "kubeconfig": str(plane.kubeconfig),
-            "launch_timeout": 60,
+            "launch_timeout": launch_timeout,
             "grace_seconds": 1,
         }
         jupyter = workdir / "pod-jupyter"
-        write_pod_spec(jupyter / "kernels", POD_SPEC, config)
-        yield server_env(jupyter, workdir / "pod-runtime")
+        for name in specs:
+            write_pod_spec(jupyter / "kernels", name, config)
+        yield plane, server_env(jupyter, workdir / "pod-runtime")
     finally:
         await plane.stop()
+
+
+@contextlib.asynccontextmanager
+async def pod_environment(workdir: Path) -> AsyncIterator[dict[str, str]]:
+    """The test control plane running, and a server environment offering the ``pod`` spec."""
+    async with pod_cluster(workdir, [POD_SPEC]) as (_, env):
+        yield env
 
 
 async def pod_figures(workdir: Path, starts: int) -> dict[str, list[float]]:

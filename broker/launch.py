@@ -185,8 +185,11 @@ class KernelLauncher:
             "launch_args": {**launch_args, "independent": True},
         }
 
-    async def adopt(self, record: dict[str, Any], timeout: float) -> WarmKernel | None:
-        """The recorded kernel if it still answers kernel_info; otherwise stop what is left.
+    async def adopt(
+        self, record: dict[str, Any], timeout: float, stop_unanswered: bool = True
+    ) -> WarmKernel | None:
+        """The recorded kernel if it still answers kernel_info; otherwise stop what is left
+        (or, with ``stop_unanswered`` off, only let it go: another broker may serve it).
 
         A record without ``connection_info`` (a pod's, see ``podrecords.py``) takes it from
         the provisioner, which reads it where the kernel keeps it (the pod's Secret).
@@ -215,6 +218,10 @@ class KernelLauncher:
         try:
             await bridge.ready(timeout)
         except KernelUnavailable:
-            await self.discard(km, bridge)
+            if stop_unanswered:
+                await self.discard(km, bridge)
+            else:
+                await bridge.close()
+                self.remove_files(km)
             return None
         return warm

@@ -130,3 +130,16 @@ def test_chat_upload_bench_prints_both_paths_and_the_memory_rise(
     assert "straight to the broker (anchor):" in lines[1] and lines[1].endswith("MiB/s")
     assert "through llm-agent serve:" in lines[2] and "x the anchor" in lines[2]
     assert "llm-agent serve peak RSS rise:" in lines[3]
+
+
+@pytest.mark.slow
+def test_pod_scale_bench_counts_no_request_per_kernel_at_steady_state(capsys) -> None:
+    from bench.pod_scale import main as pod_scale_bench
+
+    results = pod_scale_bench(["--kernels", "6", "--burst", "2", "--window", "3", "--settle", "1"])
+
+    assert results["kernels"] == 6 and results["pods"] == 8  # and the refilled pool
+    steady = results["steady"]
+    assert steady["open_watches"] == 1
+    assert set(steady["by_verb"]) <= {"update leases"}  # the Lease alone: no poll per kernel
+    assert "API requests per second at steady state" in capsys.readouterr().out
