@@ -58,6 +58,15 @@ def test_a_preflight_from_the_allowed_origin_needs_no_token_and_names_what_it_ma
     assert "Origin" in answer.headers["Vary"]
 
 
+def test_a_preflight_on_a_path_with_parameters_names_that_endpoints_methods(
+    allowing_broker: RunningBroker,
+) -> None:
+    answer = preflight(allowing_broker, "/api/kernels/any-id/files/data.csv", PAGE, "PUT")
+    assert answer.status_code == 204
+    methods = set(answer.headers["Access-Control-Allow-Methods"].split(", "))
+    assert methods == {"GET", "PUT", "POST", "DELETE"}  # POST: multipart into a directory
+
+
 def test_answers_to_the_allowed_origin_carry_cors_headers_errors_included(
     allowing_broker: RunningBroker,
 ) -> None:

@@ -123,7 +123,7 @@ class BaseHandler(AuthMixin, web.RequestHandler):
             if allowed != "*":  # the answer depends on the Origin: caches must keep it apart
                 self.set_header("Vary", "Origin")
 
-    def options(self, *args: str) -> None:
+    def options(self, *args: str, **kwargs: str) -> None:
         """A CORS preflight (or a plain OPTIONS): the methods, and for an allowed origin the
         headers its page may send. Public: browsers send no token with a preflight."""
         methods = allowed_methods(type(self))
