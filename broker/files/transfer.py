@@ -19,12 +19,9 @@ from ..errors import BrokerError
 from ..kernel_calls import evaluate, send_call
 from ..registry.managed_kernel import ManagedKernel
 from ..timestamps import format_time
-from .languages import MIME, helper_for
+from .languages import helper_for
 from .limits import FileLimits
-
-# Statuses a kernel's helper may answer with; anything else it says becomes a 409.
-_KERNEL_STATUSES = frozenset({400, 403, 404, 409, 507})
-_MESSAGE_CHARS = 500
+from .protocol import MIME, refusal
 
 
 def model(doc: dict[str, Any]) -> dict[str, Any]:
@@ -53,23 +50,20 @@ class KernelFiles:
         """One call into the kernel; its refusals become the statuses it names."""
         doc = await evaluate(
             self.kernel.bridge,
-            self.helper.expression(function, *args),
+            self.helper.call(function, args, data),
             mime=MIME,
             timeout=self.limits.timeout,
             what="handle the file request",
             timeout_setting="--FileLimits.timeout",
-            buffers=None if data is None else [data],
         )
         error = doc.get("error")
         if isinstance(error, dict):
-            status = error.get("status")
-            message = str(error.get("message", "the kernel refused"))[:_MESSAGE_CHARS]
-            raise BrokerError(status if status in _KERNEL_STATUSES else 409, message)
+            raise refusal(error)
         return doc
 
     async def send(self, function: str, *args: Any) -> None:
         """A call whose answer nobody waits for (see ``send_call``)."""
-        await send_call(self.kernel.bridge, self.helper.expression(function, *args))
+        await send_call(self.kernel.bridge, self.helper.call(function, args, None))
 
     async def describe(self, path: str) -> dict[str, Any]:
         """A directory's listing, or a file's description with its first chunk."""

@@ -1,0 +1,32 @@
+"""JavaScript and TypeScript kernels of Deno: broker/files/kernel_deno.ts in an async function.
+
+Deno's kernel ignores user expressions and a request's buffers, and publishes display
+data for a silent request: the call and an upload's bytes go base64-encoded in the code,
+the answer comes back as display data of the helper's MIME type (see
+broker/kernel_calls.py), which the broker keeps from other clients. Deno may publish
+that answer a few milliseconds after the request's idle status; the broker waits for it.
+"""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+from typing import Any
+
+from ..kernel_calls import KernelCall
+from .protocol import MIME, TEMP_MARK, call_document
+
+SOURCE = (Path(__file__).parent / "kernel_deno.ts").read_text()
+
+
+class DenoHelper:
+    """The file helper of Deno's kernel."""
+
+    def call(self, function: str, args: tuple[Any, ...], data: bytes | None) -> KernelCall:
+        encoded = base64.b64encode(data or b"").decode()
+        # every string below is ASCII without quotes or backslashes: safe as TS literals
+        code = (
+            f'await (async () => {{\nconst MIME = "{MIME}";\nconst TEMP_MARK = "{TEMP_MARK}";\n'
+            f'{SOURCE}\nawait answer("{call_document(function, args)}", "{encoded}");\n}})();'
+        )
+        return KernelCall(code=code)

@@ -1,0 +1,32 @@
+"""R kernels (IRkernel): broker/files/kernel_r.R, evaluated inside ``local()``.
+
+IRkernel drops a request's buffers and, for a silent request, publishes only display
+data: the call and an upload's bytes go base64-encoded in the code (a 4 MiB chunk is a
+5.6 MB string literal, parsed in about half a second), and the answer comes back as
+display data of the helper's MIME type (see broker/kernel_calls.py), which the broker
+keeps from other clients.
+"""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+from typing import Any
+
+from ..kernel_calls import KernelCall
+from .protocol import MIME, TEMP_MARK, call_document
+
+SOURCE = (Path(__file__).parent / "kernel_r.R").read_text()
+
+
+class RHelper:
+    """The file helper of IRkernel."""
+
+    def call(self, function: str, args: tuple[Any, ...], data: bytes | None) -> KernelCall:
+        encoded = base64.b64encode(data or b"").decode()
+        # every string below is ASCII without quotes or backslashes: safe as R literals
+        code = (
+            f'local({{\nMIME <- "{MIME}"\nTEMP_MARK <- "{TEMP_MARK}"\n{SOURCE}\n'
+            f'answer("{call_document(function, args)}", "{encoded}")\n}})'
+        )
+        return KernelCall(code=code)
