@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -39,6 +40,7 @@ from .wire import Message, make_message
 ANSWER_BEGIN = "kernel-broker-answer-begin"
 ANSWER_END = "kernel-broker-answer-end"
 LATE_ANSWER_GRACE = 10.0
+log = logging.getLogger("broker.kernel_calls")
 _OUTPUTS = frozenset({"display_data", "execute_result", "stream"})
 
 
@@ -142,6 +144,14 @@ async def evaluate(
         _check(reply, call, what)
         while (doc := await _found(pending, reply, mime, what)) is None:
             if not await _late_output(pending, deadline):
+                kinds = [m.msg_type for m in pending.outputs]
+                log.warning(
+                    "kernel %s: call %s ended without an answer: idle=%s outputs=%s",
+                    bridge.kernel_id,
+                    request.msg_id,
+                    pending.idle,
+                    kinds,
+                )
                 raise _unanswered(what)
         return doc
     finally:

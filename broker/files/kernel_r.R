@@ -128,6 +128,8 @@ regular <- function(real, info) {
   !isTRUE(info$isdir) && (info$size > 0 || system2("test", c("-f", shQuote(real))) == 0)
 }
 
+base64 <- function(bytes) if (length(bytes)) base64enc::base64encode(bytes) else ""
+
 read_bytes <- function(real, rel, offset, n) {
   con <- attempt(file(real, "rb"), rel)
   on.exit(close(con))
@@ -136,7 +138,7 @@ read_bytes <- function(real, rel, offset, n) {
 }
 
 listing <- function(rel, real, max_entries) {
-  names <- list.files(real, all.files = TRUE, no.. = TRUE)
+  names <- enc2utf8(list.files(real, all.files = TRUE, no.. = TRUE))  # radix sorts marked text
   names <- sort(names[!grepl(TEMP_MARK, names, fixed = TRUE)], method = "radix")
   shown <- head(names, max_entries)
   paths <- file.path(real, shown)
@@ -154,7 +156,7 @@ describe <- function(rel, max_entries, first_bytes) {
   if (!regular(real, info)) refuse("not_regular", rel)
   data <- read_bytes(real, rel, 0, first_bytes)
   if (ident(stat(real, rel)) != ident(info)) refuse("changed", rel)
-  c(model(rel, real, info), list(ident = ident(info), data = base64enc::base64encode(data)))
+  c(model(rel, real, info), list(ident = ident(info), data = base64(data)))
 }
 
 read_chunk <- function(rel, offset, n, expected) {
@@ -162,7 +164,7 @@ read_chunk <- function(rel, offset, n, expected) {
   if (ident(stat(real, rel)) != expected) refuse("changed", rel)
   data <- read_bytes(real, rel, offset, n)
   if (ident(stat(real, rel)) != expected) refuse("changed", rel)
-  list(data = base64enc::base64encode(data))
+  list(data = base64(data))
 }
 
 temp_path <- function(real, transfer) {

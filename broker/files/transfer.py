@@ -37,6 +37,16 @@ def listing(doc: dict[str, Any]) -> dict[str, Any]:
     return {**model(doc), "entries": entries, "truncated": doc["truncated"]}
 
 
+def _data(doc: dict[str, Any]) -> bytes:
+    """The bytes of a helper's answer; 409 when it holds none."""
+    try:
+        return base64.b64decode(doc["data"], validate=True)
+    except (KeyError, TypeError, ValueError) as e:
+        raise BrokerError(
+            409, f"The kernel's file helper answered without readable data ({e}); retry."
+        ) from None
+
+
 class KernelFiles:
     """The file API of one live kernel."""
 
@@ -74,7 +84,7 @@ class KernelFiles:
     async def chunks(self, path: str, described: dict[str, Any]) -> AsyncIterator[bytes]:
         """A described file's bytes, chunk by chunk, the first one from the description."""
         offset = 0
-        data = base64.b64decode(described["data"])
+        data = _data(described)
         while True:
             if data:
                 yield data
@@ -84,7 +94,7 @@ class KernelFiles:
             reply = await self.call(
                 "read", path, offset, self.limits.chunk_bytes, described["ident"]
             )
-            data = base64.b64decode(reply["data"])
+            data = _data(reply)
 
     async def delete(self, path: str) -> None:
         await self.call("delete", path)
