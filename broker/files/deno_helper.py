@@ -9,12 +9,11 @@ that answer a few milliseconds after the request's idle status; the broker waits
 
 from __future__ import annotations
 
-import base64
 from pathlib import Path
 from typing import Any
 
 from ..kernel_calls import KernelCall
-from .protocol import MIME, TEMP_MARK, call_document
+from .protocol import MIME, TEMP_MARK, encoded_call
 
 SOURCE = (Path(__file__).parent / "kernel_deno.ts").read_text()
 
@@ -23,10 +22,10 @@ class DenoHelper:
     """The file helper of Deno's kernel."""
 
     def call(self, function: str, args: tuple[Any, ...], data: bytes | None) -> KernelCall:
-        encoded = base64.b64encode(data or b"").decode()
+        call, encoded = encoded_call(function, args, data)
         # every string below is ASCII without quotes or backslashes: safe as TS literals
         code = (
             f'await (async () => {{\nconst MIME = "{MIME}";\nconst TEMP_MARK = "{TEMP_MARK}";\n'
-            f'{SOURCE}\nawait answer("{call_document(function, args)}", "{encoded}");\n}})();'
+            f'{SOURCE}\nawait answer("{call}", "{encoded}");\n}})();'
         )
         return KernelCall(code=code)

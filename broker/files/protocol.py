@@ -93,13 +93,14 @@ class FileHelper(Protocol):
         ...
 
 
-def call_document(function: str, args: tuple[Any, ...]) -> str:
-    """A call as base64 of its JSON (``{"function", "args"}``): a string literal that
-    needs no escaping in any language, whatever the paths hold."""
+def encoded_call(function: str, args: tuple[Any, ...], data: bytes | None) -> tuple[str, str]:
+    """A call as base64 of its JSON (``{"function", "args"}``) and its bytes as base64:
+    string literals that need no escaping in any language, whatever the paths hold."""
     if function not in CALLS or len(args) != len(CALLS[function]):
         raise ValueError(f"not a file helper call: {function}{args!r}")
     doc = json.dumps({"function": function, "args": list(args)}, ensure_ascii=False)
-    return base64.b64encode(doc.encode("utf-8", "surrogateescape")).decode()
+    call = base64.b64encode(doc.encode("utf-8", "surrogateescape")).decode()
+    return call, base64.b64encode(data or b"").decode()
 
 
 def refusal(error: dict[str, Any]) -> BrokerError:

@@ -9,12 +9,11 @@ keeps from other clients.
 
 from __future__ import annotations
 
-import base64
 from pathlib import Path
 from typing import Any
 
 from ..kernel_calls import KernelCall
-from .protocol import MIME, TEMP_MARK, call_document
+from .protocol import MIME, TEMP_MARK, encoded_call
 
 SOURCE = (Path(__file__).parent / "kernel_r.R").read_text()
 
@@ -23,10 +22,10 @@ class RHelper:
     """The file helper of IRkernel."""
 
     def call(self, function: str, args: tuple[Any, ...], data: bytes | None) -> KernelCall:
-        encoded = base64.b64encode(data or b"").decode()
+        call, encoded = encoded_call(function, args, data)
         # every string below is ASCII without quotes or backslashes: safe as R literals
         code = (
             f'local({{\nMIME <- "{MIME}"\nTEMP_MARK <- "{TEMP_MARK}"\n{SOURCE}\n'
-            f'answer("{call_document(function, args)}", "{encoded}")\n}})'
+            f'answer("{call}", "{encoded}")\n}})'
         )
         return KernelCall(code=code)

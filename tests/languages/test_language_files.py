@@ -7,7 +7,6 @@ moves files in 1 MiB chunks, so a few megabytes take several calls each way.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import re
 from collections.abc import Iterator
@@ -16,13 +15,13 @@ from pathlib import Path
 import pytest
 from mcp_types import EmbeddedResource
 
-from broker.client import BrokerREST, ChannelsConnection
+from broker.client import BrokerREST
 from broker.client import files as kfiles
 
 from ..broker_process import RunningBroker, start_broker
 from ..mcp.conftest import mcp_session
 from ..mcp.test_mcp_http import run, text
-from ..test_files import raw_request
+from ..test_files import links_out_are_403, raw_request, seen_by_another_client, transfers
 from .conftest import ALL, BASH, DENO, Language, R, language_params
 
 pytestmark = [pytest.mark.slow, pytest.mark.languages]
@@ -175,22 +174,7 @@ def test_paths_that_climb_out_are_400(files_broker: RunningBroker, kernel: str) 
 def test_a_symlink_out_of_the_working_directory_is_403(
     files_broker: RunningBroker, kernel: str, workdir: Path, tmp_path: Path
 ) -> None:
-    outside = tmp_path / "outside"
-    outside.mkdir()
-    (outside / "secret.txt").write_text("secret")
-    (workdir / "out").symlink_to(outside)
-    (workdir / "dangling").symlink_to(outside / "not-yet")
-    for method, path, body in [
-        ("GET", "out/secret.txt", None),
-        ("GET", "out", None),
-        ("PUT", "out/new.txt", b"x"),
-        ("PUT", "dangling/new.txt", b"x"),
-        ("DELETE", "out/secret.txt", None),
-    ]:
-        r = files_broker.request(method, files(kernel, path), data=body)
-        assert r.status_code == 403, (method, path, r.text)
-        assert "symbolic link" in r.json()["message"]
-    assert sorted(os.listdir(outside)) == ["secret.txt"]
+    links_out_are_403(files_broker, kernel, workdir, tmp_path)
 
 
 @pytest.mark.parametrize("language", ALL)
@@ -221,29 +205,11 @@ def test_download_of_a_fifo_is_409_and_the_kernel_stays_free(
 # --- the kernel's own session --------------------------------------------------------
 
 
-def transfers(broker: RunningBroker, kernel_id: str) -> None:
-    """Each kind of call once: upload, download, listing, delete."""
-    assert broker.request("PUT", files(kernel_id, "t.bin"), data=b"\x00\x01").status_code == 201
-    assert broker.request("GET", files(kernel_id, "t.bin")).content == b"\x00\x01"
-    assert broker.request("GET", files(kernel_id)).status_code == 200
-    assert broker.request("DELETE", files(kernel_id, "t.bin")).status_code == 204
-
-
 @pytest.mark.parametrize("language", ALL)
 async def test_other_clients_see_only_busy_and_idle(
     files_broker: RunningBroker, kernel: str, language: Language
 ) -> None:
-    async with await ChannelsConnection.connect(
-        files_broker.url, kernel, files_broker.token
-    ) as conn:
-        await asyncio.to_thread(transfers, files_broker, kernel)
-        marker = await conn.request("shell", "execute_request", {"code": language.hello})
-        seen = []
-        while True:
-            msg = await conn.recv(timeout=30)
-            if msg.parent_msg_id == marker.msg_id:
-                break
-            seen.append((msg.channel, msg.msg_type))
+    seen = await seen_by_another_client(files_broker, kernel, language.hello)
     assert seen and set(seen) == {("iopub", "status")}
 
 

@@ -24,6 +24,7 @@ from ..k8s.conftest import (
     write_kernelspec,
 )
 from ..k8s.images import KERNEL_ENTRYPOINT, Image
+from ..k8s.test_pod_files import round_trip
 from .conftest import ALL, Language
 
 pytestmark = [pytest.mark.slow, pytest.mark.languages, pytest.mark.k8s, pytest.mark.asyncio]
@@ -122,12 +123,7 @@ async def test_pod_kernel_of_the_language_moves_files(
         await kfiles.upload(rest, kernel, "data.csv", b"a,b\n1,2\n3,40\n")
         events = await asyncio.to_thread(broker.execute, kernel, language.sum_csv)
         assert "".join(e["text"] for e in events if e["type"] == "stdout") == "42\n"
-        data = os.urandom(200_000)  # four chunks each way
-        model = await kfiles.upload(rest, kernel, "in/data.bin", data)
-        assert (model["path"], model["size"]) == ("in/data.bin", len(data))
-        assert await kfiles.download(rest, kernel, "in/data.bin") == data
-        listing = await kfiles.list_files(rest, kernel, "in")
-        assert [e["name"] for e in listing["entries"]] == ["data.bin"]
+        await round_trip(rest, kernel)
         await kfiles.delete_file(rest, kernel, "in/data.bin")
         assert (await kfiles.list_files(rest, kernel, "in"))["entries"] == []
         await rest.shutdown_kernel(kernel)
