@@ -142,27 +142,28 @@ async def evaluate(
         # A reply or an output may be tens of megabytes of JSON: parsed off the event loop.
         reply = await asyncio.to_thread(pending.reply.content_dict)  # type: ignore[union-attr]
         _check(reply, call, what)
-        while (doc := await _found(pending, reply, mime, what)) is None:
-            if not await _late_output(pending, deadline):
-                kinds = [m.msg_type for m in pending.outputs]
+        outputs = list(pending.outputs)  # more may arrive while these are searched
+        while (doc := await _found(call, reply, outputs, mime, what)) is None:
+            if not await _late_output(pending, len(outputs), deadline):
                 log.warning(
                     "kernel %s: call %s ended without an answer: idle=%s outputs=%s",
                     bridge.kernel_id,
                     request.msg_id,
                     pending.idle,
-                    kinds,
+                    [m.msg_type for m in pending.outputs],
                 )
                 raise _unanswered(what)
+            outputs = list(pending.outputs)
         return doc
     finally:
         bridge.release(request.msg_id)
 
 
-async def _late_output(pending: _Pending, deadline: float) -> bool:
-    """Whether another output of the call arrived within the grace for late answers."""
+async def _late_output(pending: _Pending, searched: int, deadline: float) -> bool:
+    """Whether the call has more than the ``searched`` outputs, or gets them within the
+    grace for late answers."""
     until = min(deadline, time.monotonic() + LATE_ANSWER_GRACE)
-    seen = len(pending.outputs)
-    while len(pending.outputs) == seen:
+    while len(pending.outputs) <= searched:
         if not await pending.wait(until):
             return False
     return True
@@ -202,16 +203,16 @@ def _check(reply: dict[str, Any], call: KernelCall, what: str) -> None:
 
 
 async def _found(
-    pending: _Pending, reply: dict[str, Any], mime: str, what: str
+    call: KernelCall, reply: dict[str, Any], outputs: list[Message], mime: str, what: str
 ) -> dict[str, Any] | None:
-    """The answer, where the protocol says it may be; None while it has not arrived."""
-    if pending.call.expression is not None:
+    """The answer, in the reply or in ``outputs``; None when it is not there (yet)."""
+    if call.expression is not None:
         found = reply["user_expressions"]["result"].get("data", {}).get(mime)
         if found is None:
             raise _unanswered(what)
     else:
         try:
-            found = await asyncio.to_thread(_in_outputs, list(pending.outputs), mime)
+            found = await asyncio.to_thread(_in_outputs, outputs, mime)
         except ValueError as e:
             raise BrokerError(
                 409, f"The kernel could not {what}: its answer is not JSON: {e}"
