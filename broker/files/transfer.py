@@ -1,11 +1,11 @@
-"""File operations on one kernel, each a silent call into its file helper.
+"""File operations on one kernel, each a private call into its file helper.
 
-Transfers are chunked both ways: an upload sends ``chunk_bytes`` at a time as the raw
-buffer of a call (no encoding), a download reads ``chunk_bytes`` per call (base64 in the
-reply). Each chunk is one request in the kernel's shell queue, so code submitted
-meanwhile by any client may run between two chunks: an upload becomes visible only
-when it is complete (renamed over its target), and a download fails with 409 when the
-file changes under it.
+Transfers are chunked both ways: an upload sends ``chunk_bytes`` per call (how depends
+on the kernel's helper: a raw buffer for Python, base64 in the code for the others), a
+download reads ``chunk_bytes`` per call (base64 in the answer). Each chunk is one
+request in the kernel's shell queue, so code submitted meanwhile by any client may run
+between two chunks: an upload becomes visible only when it is complete (renamed over
+its target), and a download fails with 409 when the file changes under it.
 """
 
 from __future__ import annotations
