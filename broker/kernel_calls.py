@@ -16,9 +16,12 @@ The answer is one JSON object under a MIME type of the helper's, found in the fi
 3. the request's iopub ``stdout`` stream: the lines between a line ``ANSWER_BEGIN`` and a
    line ``ANSWER_END``, joined without their line breaks (kernels that publish only text).
 
-A kernel publishes its outputs before its ``idle`` status, except Deno's, whose large
-messages may follow it by milliseconds: an answer is awaited for ``LATE_ANSWER_GRACE``
-seconds after idle before the call fails as unanswered.
+Once the reply is in, the answer is looked for when the kernel is ``idle`` (a kernel
+publishes its outputs before its idle status), and again on each output that comes
+later: Deno's large messages may follow idle by milliseconds, and Deno's kernel now and
+then sends one with a wrong signature, which the bridge drops, be it the answer or the
+idle status. So a call fails as unanswered, with 409, when no answer has come
+``LATE_ANSWER_GRACE`` seconds after its reply, instead of waiting for its timeout.
 
 The kernel runs shell requests in the order they arrive: a call waits behind code the
 kernel is running, and is refused with 504 when it has not been answered in time.
@@ -69,8 +72,7 @@ def helper_expression(source: str, call: str) -> str:
 class _Pending:
     """One call's reply and iopub messages as they arrive."""
 
-    def __init__(self, call: KernelCall) -> None:
-        self.call = call
+    def __init__(self) -> None:
         self.reply: Message | None = None
         self.outputs: list[Message] = []
         self.idle = False
@@ -90,17 +92,6 @@ class _Pending:
             self.reply = msg
         self.changed.set()
 
-    def settled(self) -> bool:
-        """Whether what the answer needs has arrived, or the call failed."""
-        if self.lost is not None:
-            return True
-        if self.reply is None:
-            return False
-        if self.call.expression is not None:  # the answer is in the reply
-            return True
-        # no answer in this reply, so it is small: a failure settles the call at once
-        return self.idle or self.reply.content_dict().get("status") != "ok"
-
     async def wait(self, until: float) -> bool:
         """Wait for the call's next message until ``until``; whether one came."""
         self.changed.clear()
@@ -108,6 +99,8 @@ class _Pending:
             await asyncio.wait_for(self.changed.wait(), max(0.0, until - time.monotonic()))
         except TimeoutError:
             return False
+        if self.lost:
+            raise self.lost
         return True
 
 
@@ -125,48 +118,70 @@ async def evaluate(
     ``what`` completes "The kernel could not ..." when the call failed in the kernel;
     ``timeout_setting`` names the option that sets ``timeout``.
     """
-    pending = _Pending(call)
+    pending = _Pending()
     request = _request(bridge, call)
     deadline = time.monotonic() + timeout
     await bridge.request(request, pending.consume, private=True)
     try:
-        while not pending.settled():
+        while pending.reply is None:
             if not await pending.wait(deadline):
                 raise BrokerError(
                     504,
                     f"The kernel did not answer within {timeout:g} s ({timeout_setting}); "
                     "it may be busy running code: wait for it, or interrupt it.",
                 )
-        if pending.lost:
-            raise pending.lost
-        # A reply or an output may be tens of megabytes of JSON: parsed off the event loop.
-        reply = await asyncio.to_thread(pending.reply.content_dict)  # type: ignore[union-attr]
+        # A reply may be tens of megabytes of JSON (an IPython answer): parsed off the loop.
+        reply = await asyncio.to_thread(pending.reply.content_dict)
         _check(reply, call, what)
-        outputs = list(pending.outputs)  # more may arrive while these are searched
-        while (doc := await _found(call, reply, outputs, mime, what)) is None:
-            if not await _late_output(pending, len(outputs), deadline):
-                log.warning(
-                    "kernel %s: call %s ended without an answer: idle=%s outputs=%s",
-                    bridge.kernel_id,
-                    request.msg_id,
-                    pending.idle,
-                    [m.msg_type for m in pending.outputs],
-                )
-                raise _unanswered(what)
-            outputs = list(pending.outputs)
+        if call.expression is not None:
+            return _answer(reply["user_expressions"]["result"].get("data", {}).get(mime), what)
+        until = min(deadline, time.monotonic() + LATE_ANSWER_GRACE)
+        doc = await _published_answer(pending, mime, what, until)
+        if doc is None:
+            log.warning(
+                "kernel %s: call %s ended without an answer: idle=%s outputs=%s",
+                bridge.kernel_id,
+                request.msg_id,
+                pending.idle,
+                [m.msg_type for m in pending.outputs],
+            )
+            raise _unanswered(what)
         return doc
     finally:
         bridge.release(request.msg_id)
 
 
-async def _late_output(pending: _Pending, searched: int, deadline: float) -> bool:
-    """Whether the call has more than the ``searched`` outputs, or gets them within the
-    grace for late answers."""
-    until = min(deadline, time.monotonic() + LATE_ANSWER_GRACE)
-    while len(pending.outputs) <= searched:
-        if not await pending.wait(until):
-            return False
-    return True
+async def _published_answer(
+    pending: _Pending, mime: str, what: str, until: float
+) -> dict[str, Any] | None:
+    """The answer among the call's outputs, looked for once the kernel is idle (or at
+    ``until``, should the idle status be lost), then again on each later output until
+    ``until``; None if it never came."""
+    while not pending.idle and await pending.wait(until):
+        pass
+    searched = -1
+    while len(pending.outputs) > searched:
+        outputs = list(pending.outputs)  # more may arrive while these are searched
+        try:
+            found = await asyncio.to_thread(_in_outputs, outputs, mime)
+        except ValueError as e:
+            raise BrokerError(
+                409, f"The kernel could not {what}: its answer is not JSON: {e}"
+            ) from None
+        if found is not None:
+            return _answer(found, what)
+        searched = len(outputs)
+        while len(pending.outputs) == searched and await pending.wait(until):
+            pass
+    return None
+
+
+def _answer(found: Any, what: str) -> dict[str, Any]:
+    if found is None:
+        raise _unanswered(what)
+    if not isinstance(found, dict):
+        raise BrokerError(409, f"The kernel could not {what}: its answer is not a JSON object.")
+    return found
 
 
 async def send_call(bridge: Bridge, call: KernelCall) -> None:
@@ -200,26 +215,6 @@ def _check(reply: dict[str, Any], call: KernelCall, what: str) -> None:
             f"The kernel could not {what}: "
             f"{failure.get('ename', reply.get('status'))}: {failure.get('evalue', '')}",
         )
-
-
-async def _found(
-    call: KernelCall, reply: dict[str, Any], outputs: list[Message], mime: str, what: str
-) -> dict[str, Any] | None:
-    """The answer, in the reply or in ``outputs``; None when it is not there (yet)."""
-    if call.expression is not None:
-        found = reply["user_expressions"]["result"].get("data", {}).get(mime)
-        if found is None:
-            raise _unanswered(what)
-    else:
-        try:
-            found = await asyncio.to_thread(_in_outputs, outputs, mime)
-        except ValueError as e:
-            raise BrokerError(
-                409, f"The kernel could not {what}: its answer is not JSON: {e}"
-            ) from None
-    if found is not None and not isinstance(found, dict):
-        raise BrokerError(409, f"The kernel could not {what}: its answer is not a JSON object.")
-    return found
 
 
 def _unanswered(what: str) -> BrokerError:
