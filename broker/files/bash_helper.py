@@ -67,6 +67,8 @@ def script(function: str, args: tuple[Any, ...]) -> str:
 class BashHelper:
     """The file helper of bash_kernel."""
 
+    max_chunk_bytes = 0
+
     def call(self, function: str, args: tuple[Any, ...], data: bytes | None) -> KernelCall:
         encoded_script = base64.b64encode(
             script(function, args).encode("utf-8", "surrogateescape")

@@ -88,6 +88,8 @@ _DETAIL_CHARS = 300
 class FileHelper(Protocol):
     """The kernel-side file helper of one language, as the broker calls it."""
 
+    max_chunk_bytes: int  # the most bytes per call its kernel handles well; 0: no limit
+
     def call(self, function: str, args: tuple[Any, ...], data: bytes | None) -> KernelCall:
         """The request that runs ``function(*args)`` in the kernel, ``data`` its bytes."""
         ...

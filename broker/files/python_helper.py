@@ -20,6 +20,8 @@ SOURCE = Path(kernel_python.__file__).read_text()
 class PythonHelper:
     """The file helper of IPython kernels."""
 
+    max_chunk_bytes = 0
+
     def call(self, function: str, args: tuple[Any, ...], data: bytes | None) -> KernelCall:
         # repr() of the str, int and list arguments used here is a Python literal
         expression = helper_expression(SOURCE, f"{function}(*{args!r})")

@@ -21,6 +21,8 @@ SOURCE = (Path(__file__).parent / "kernel_r.R").read_text()
 class RHelper:
     """The file helper of IRkernel."""
 
+    max_chunk_bytes = 0
+
     def call(self, function: str, args: tuple[Any, ...], data: bytes | None) -> KernelCall:
         call, encoded = encoded_call(function, args, data)
         # every string below is ASCII without quotes or backslashes: safe as R literals

@@ -55,6 +55,10 @@ class KernelFiles:
         self.kernel = kernel
         self.limits = limits
         self.helper = helper_for(kernel.bridge.kernel_info, kernel.name)
+        # bytes per call: the operator's setting, or less where the kernel needs it
+        self.chunk_bytes = min(
+            limits.chunk_bytes, self.helper.max_chunk_bytes or limits.chunk_bytes
+        )
 
     async def call(self, function: str, *args: Any, data: bytes | None = None) -> dict[str, Any]:
         """One call into the kernel; its refusals become the statuses it names."""
@@ -77,9 +81,7 @@ class KernelFiles:
 
     async def describe(self, path: str) -> dict[str, Any]:
         """A directory's listing, or a file's description with its first chunk."""
-        return await self.call(
-            "describe", path, self.limits.max_list_entries, self.limits.chunk_bytes
-        )
+        return await self.call("describe", path, self.limits.max_list_entries, self.chunk_bytes)
 
     async def chunks(self, path: str, described: dict[str, Any]) -> AsyncIterator[bytes]:
         """A described file's bytes, chunk by chunk, the first one from the description."""
@@ -91,9 +93,7 @@ class KernelFiles:
             offset += len(data)
             if offset >= described["size"] or not data:
                 return
-            reply = await self.call(
-                "read", path, offset, self.limits.chunk_bytes, described["ident"]
-            )
+            reply = await self.call("read", path, offset, self.chunk_bytes, described["ident"])
             data = _data(reply)
 
     async def delete(self, path: str) -> None:
@@ -104,7 +104,7 @@ class KernelFiles:
 
 
 class Upload:
-    """One file being written: chunks buffered up to ``chunk_bytes``, then committed."""
+    """One file being written: chunks buffered up to the kernel's chunk size, then committed."""
 
     def __init__(self, files: KernelFiles, path: str) -> None:
         self.files = files
@@ -132,7 +132,7 @@ class Upload:
         """Take the next bytes of the file; full chunks go to the kernel."""
         self._buffer += data
         self.size += len(data)
-        chunk = self.files.limits.chunk_bytes
+        chunk = self.files.chunk_bytes
         while len(self._buffer) >= chunk:
             await self._send(bytes(self._buffer[:chunk]))
             del self._buffer[:chunk]
