@@ -90,7 +90,7 @@ def main(argv: list[str] | None = None) -> None:
             )
         finally:
             server.stop()
-    print(f"{args.mib} MiB file, {args.rounds} rounds, chunks of 4 MiB (the default)")
+    print(f"{args.mib} MiB file, {args.rounds} rounds, chunks of 4 MiB (the default; Deno 2 MiB)")
     for direction in ("PUT", "GET"):
         anchor = statistics.median(rates[(ANCHOR, direction)])
         for spec in specs:
