@@ -18,7 +18,7 @@ from . import report
 from .anchors import ANCHORS
 from .kernelspec import describe
 from .measure import Sizes
-from .run import TARGETS, Plan, run
+from .run import BASE, TARGETS, Plan, run
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_MARKDOWN = HERE.parent / "docs" / "benchmarks.md"
@@ -30,6 +30,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--targets",
         default=",".join(TARGETS),
         help=f"comma-separated, from {', '.join(TARGETS)} (default: all)",
+    )
+    parser.add_argument(
+        "--baseline",
+        default="",
+        help="a checkout (e.g. a worktree of main) whose broker is measured too, as 'base', "
+        "taking turns with this one: before and after a change in one run",
     )
     parser.add_argument("--quick", action="store_true", help="small sizes, one round (smoke test)")
     parser.add_argument("--rounds", type=int, help="interleaved rounds (default 3; --quick: 1)")
@@ -47,6 +53,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     unknown = set(args.targets) - set(TARGETS)
     if unknown or not args.targets:
         parser.error(f"unknown targets {sorted(unknown)}; choose from {', '.join(TARGETS)}")
+    if args.baseline:
+        args.targets.append(BASE)
     if args.rounds is None:
         args.rounds = 1 if args.quick else 3
     if args.markdown is None and not args.quick:
@@ -96,7 +104,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         # SIGTERM unwinds like Ctrl-C, so every server and kernel we started is stopped.
         signal.signal(signal.SIGTERM, signal.default_int_handler)
     sizes = Sizes.quick() if args.quick else Sizes()
-    raw = run(Plan(args.targets, sizes, args.rounds), log)
+    raw = run(Plan(args.targets, sizes, args.rounds, args.baseline), log)
     meta = metadata(args, argv)
     rows = report.summarize(raw)
     document = {"meta": meta, "summary": rows, "raw": raw}

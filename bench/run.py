@@ -22,6 +22,7 @@ from .measure import Sizes
 from .targets import Server, server_env, start_anchor, start_broker
 
 TARGETS = ("direct", "broker", "eg", "kg")
+BASE = "base"  # the broker of --baseline DIR
 Log = Callable[[str], None]
 
 
@@ -32,6 +33,7 @@ class Plan:
     targets: list[str]
     sizes: Sizes
     rounds: int
+    baseline: str = ""  # a checkout whose broker is measured too, as target "base"
 
 
 @contextlib.contextmanager
@@ -50,6 +52,10 @@ def running_servers(plan: Plan, workdir: Path, log: Log) -> Iterator[dict[str, S
             log(f"{name}: starting")
             if name == "broker":
                 server = start_broker(env, workdir, token)
+            elif name == BASE:
+                (workdir / BASE).mkdir()
+                server = start_broker({**env, "PYTHONPATH": plan.baseline}, workdir / BASE, token)
+                server.name = BASE
             else:
                 server = start_anchor(ANCHORS[name], env, workdir, token)
             stack.callback(_stop, server, log)

@@ -105,8 +105,9 @@ def start_broker(env: dict[str, str], workdir: Path, token: str, *args: str) -> 
     raise RuntimeError(f"broker did not start; see {server.log_path}")
 
 
-def anchor_command(anchor: Anchor, port: int, token: str) -> list[str]:
-    """The anchor's own flags for address, port and token (both are traitlets apps)."""
+def anchor_command(anchor: Anchor, port: int, token: str, *extra: str) -> list[str]:
+    """The anchor's own flags for address, port and token (both are traitlets apps), and
+    ``extra`` ones."""
     app = anchor.app
     return [
         str(anchor.executable),
@@ -115,13 +116,17 @@ def anchor_command(anchor: Anchor, port: int, token: str) -> list[str]:
         f"--{app}.port_retries=0",  # a busy port must fail, not silently move elsewhere
         f"--{app}.auth_token={token}",
         *anchor.flags,
+        *extra,
     ]
 
 
-def start_anchor(anchor: Anchor, env: dict[str, str], workdir: Path, token: str) -> Server:
-    """Start an anchor gateway on a free port and wait until its REST API answers."""
+def start_anchor(
+    anchor: Anchor, env: dict[str, str], workdir: Path, token: str, *extra: str
+) -> Server:
+    """Start an anchor gateway on a free port (with ``extra`` flags) and wait until its REST
+    API answers."""
     port = free_port()
-    server = _popen(anchor.name, anchor_command(anchor, port, token), env, workdir)
+    server = _popen(anchor.name, anchor_command(anchor, port, token, *extra), env, workdir)
     server.url, server.token = f"http://127.0.0.1:{port}", token
     try:
         _wait_for_api(server)

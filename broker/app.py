@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import secrets
 import signal
 import sys
 import time
@@ -18,6 +17,7 @@ from traitlets.config import Application
 
 from . import __version__
 from .auth import Authenticator
+from .capacity import raise_open_files_limit
 from .executions import ExecutionLimits
 from .files.limits import FileLimits
 from .handlers import api
@@ -37,7 +37,7 @@ from .sessions import SessionStore
 from .shutdown import KernelShutdown
 from .snapshots import SnapshotStore
 from .startup import StartupError, bind, config_file, env_default, ssl_context, users
-from .state_dir import StateDir, make_work_dir
+from .state_dir import StateDir, make_work_dir, remembered_token
 
 
 class Broker(Application):
@@ -100,7 +100,11 @@ class Broker(Application):
     )
     ws_ping_interval = Float(30.0, config=True, help="Seconds between websocket pings (0: off).")
     allow_origin = Unicode(
-        "", config=True, help="Origin allowed for browser websockets besides the same origin."
+        "",
+        config=True,
+        help="Origin whose pages may use the broker from a browser besides its own (websockets, "
+        "and REST through CORS), e.g. https://lab.example.org; '*' allows any origin "
+        "(env BROKER_ALLOW_ORIGIN).",
     )
     metrics_require_auth = Bool(True, config=True, help="Require the token for /metrics.")
     shutdown_grace = Float(
@@ -125,6 +129,7 @@ class Broker(Application):
         "state-dir": "StateDir.directory",
         "pool-size": "KernelPools.default_pool_size",
         "snapshot-dir": "SnapshotStore.directory",
+        "allow-origin": "Broker.allow_origin",
     }
     flags = {
         "no-auth": ({"Broker": {"no_auth": True}}, "Disable token authentication."),
@@ -191,6 +196,10 @@ class Broker(Application):
     def _keyfile(self) -> str:
         return env_default(self, "keyfile", "BROKER_KEYFILE")
 
+    @default("allow_origin")
+    def _allow_origin(self) -> str:
+        return env_default(self, "allow_origin", "BROKER_ALLOW_ORIGIN")
+
     @default("default_kernel_name")
     def _default_kernel(self) -> str:
         return env_default(self, "default_kernel_name", "BROKER_DEFAULT_KERNEL")
@@ -228,6 +237,7 @@ class Broker(Application):
         self.started = time.time()
         self.metrics = Metrics()
         self.token_generated = False
+        self.state = StateDir(self.port, parent=self)
         self.auth = self._make_auth()
         manager = OfferedKernelSpecManager(parent=self, local_kernels=self.local_kernels)
         refused = default_refusal(manager, self.default_kernel_name)
@@ -245,7 +255,7 @@ class Broker(Application):
         if self.users_file:
             return users(self.users_file)
         if not self.token:
-            self.token = secrets.token_urlsafe(32)
+            self.token = remembered_token(self.state.directory)
             self.token_generated = True
         return Authenticator.shared_token(self.token)
 
@@ -286,10 +296,11 @@ class Broker(Application):
 
     async def serve(self) -> None:
         """Listen until SIGTERM or SIGINT, then drain."""
+        raise_open_files_limit()
         ssl_ctx = ssl_context(self.certfile, self.keyfile)
         sockets = bind(self.port, self.ip)
         # after the port: a port in use is the likelier mistake, and its error the clearer
-        self.state = state = StateDir(self.port, parent=self)
+        state = self.state
         state.open()
         sole = self.auth.sole_user
         self.registry = KernelRegistry(
@@ -328,7 +339,8 @@ class Broker(Application):
         print(f"Kernel Broker {__version__} listening on {url}", flush=True)
         if self.token_generated:
             # Printed once on the terminal (not logged) so the operator can copy it.
-            print(f"Token: {self.token}", flush=True)
+            kept = f" (kept in {self.state.directory}/token)" if self.state.directory else ""
+            print(f"Token: {self.token}{kept}", flush=True)
             print(f"Use:   {url}api/kernels?token={self.token}", flush=True)
         elif self.no_auth:
             print("Token: none (authentication disabled)", flush=True)

@@ -18,11 +18,13 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable
+from functools import partial
 from typing import Any, Protocol
 
 import zmq
 import zmq.asyncio
 
+from .kernel_socket import KernelSocket
 from .metrics import Metrics
 from .replay import SessionLog
 from .wire import Message, Part, Signer, WireError, from_zmq, keep, make_message, to_zmq
@@ -113,8 +115,7 @@ class Bridge:
         self.kernel_info: dict[str, Any] = {}
         self.connections: set[Connection] = set()
         self._context = context
-        self._sockets: dict[str, zmq.asyncio.Socket] = {}
-        self._pumps: list[asyncio.Task[None]] = []
+        self._sockets: dict[str, KernelSocket] = {}
         self._logs: dict[str, SessionLog] = {}  # least recently attached or left first
         self._routes: dict[str, Connection] = {}
         self._consumers: dict[str, Consumer] = {}
@@ -135,8 +136,13 @@ class Bridge:
         """Connect the four sockets and start reading them."""
         identity = self.session.encode()
         for channel, kind in _SOCKET_TYPES.items():
-            sock = self._context.socket(kind)
+            socket = KernelSocket(self._context, kind, partial(self._received, channel))
+            sock = socket.sock
             sock.linger = 0
+            # No limit on what waits to be read: past ZMQ's default of 1,000 messages a SUB
+            # drops new ones silently, and a kernel printing in a loop outruns a broker that
+            # fans out to many connections; a lost status 'idle' leaves a cell busy forever.
+            sock.rcvhwm = 0
             # We connect before the kernel binds: retry every 10 ms, not ZMQ's 100 ms,
             # which a cold start would otherwise wait out on each socket.
             sock.reconnect_ivl = 10
@@ -146,9 +152,8 @@ class Bridge:
             else:
                 sock.subscribe(b"")
             self._apply_curve(sock)
-            sock.connect(_url(self.info, channel))
-            self._sockets[channel] = sock
-            self._pumps.append(asyncio.ensure_future(self._pump(channel, sock)))
+            socket.connect(_url(self.info, channel))
+            self._sockets[channel] = socket
 
     def _apply_curve(self, sock: zmq.Socket[Any]) -> None:
         """Connect as a CurveZMQ client when the kernel's connection info carries its keys."""
@@ -158,24 +163,17 @@ class Bridge:
             sock.curve_publickey = public.encode() if isinstance(public, str) else public
             sock.curve_secretkey = secret.encode() if isinstance(secret, str) else secret
 
-    async def _pump(self, channel: str, sock: zmq.asyncio.Socket) -> None:
-        while True:
-            # Frames, not bytes: a large part (50 MB of output) stays where ZMQ received it
-            # instead of being copied (~100 ms); small ones cost ~1.5 us more each this way.
-            frames = await sock.recv_multipart(copy=False)
-            try:
-                self._from_kernel(channel, [keep(f) for f in frames])
-            except Exception:  # one bad message must not stop the kernel's traffic
-                log.exception("kernel %s: error handling a %s message", self.kernel_id, channel)
+    def _received(self, channel: str, frames: list[zmq.Frame]) -> None:
+        try:
+            self._from_kernel(channel, [keep(f) for f in frames])
+        except Exception:  # one bad message must not stop the kernel's traffic
+            log.exception("kernel %s: error handling a %s message", self.kernel_id, channel)
 
     def _close_sockets(self) -> None:
-        for task in self._pumps:
-            task.cancel()
-        self._pumps.clear()
         if self._handshake:
             self._handshake.cancel()
-        for sock in self._sockets.values():
-            sock.close(linger=0)
+        for socket in self._sockets.values():
+            socket.close()
         self._sockets.clear()
 
     def reconnect(self, connection_info: dict[str, Any]) -> None:
@@ -279,7 +277,7 @@ class Bridge:
         self.metrics.count_message("from_kernel", channel, msg.size)
         if channel == "iopub":
             self._iopub_seen.set()
-            if msg.msg_type == "status":
+            if msg.is_type("status"):
                 state = msg.content_dict().get("execution_state")
                 if isinstance(state, str):
                     self.execution_state = state

@@ -18,13 +18,13 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import zmq.asyncio
 from jupyter_client.kernelspec import KernelSpecManager
 from jupyter_client.manager import AsyncKernelManager
 from jupyter_client.provisioning import KernelProvisionerFactory
 from traitlets.config import LoggingConfigurable
 
 from .bridge import Bridge, KernelUnavailable
+from .capacity import zmq_context
 from .errors import BrokerError
 from .kernel_env import kernel_environment
 from .metrics import Metrics
@@ -60,7 +60,7 @@ class KernelLauncher:
         self.replay_bytes = replay_bytes
         self.replay_messages = replay_messages
         self.independent = independent
-        self.context = zmq.asyncio.Context()
+        self.context = zmq_context()  # the bridges' and the kernel managers' sockets
         self.shutdown = KernelShutdown(parent=parent)
         # ids being started: a survey of the cluster must not adopt them a second time
         self.spawning: set[str] = set()
@@ -78,6 +78,7 @@ class KernelLauncher:
             transport="ipc" if ipc else "tcp",
             ip=ipc_prefix if ipc else "127.0.0.1",
             connection_file=os.path.join(kernel_dir, "connection.json"),
+            context=self.context,  # not a context (and two threads) per kernel
             cache_ports=not ipc,  # the port cache binds TCP ports; ipc needs none
         )
 
@@ -184,8 +185,11 @@ class KernelLauncher:
             "launch_args": {**launch_args, "independent": True},
         }
 
-    async def adopt(self, record: dict[str, Any], timeout: float) -> WarmKernel | None:
-        """The recorded kernel if it still answers kernel_info; otherwise stop what is left.
+    async def adopt(
+        self, record: dict[str, Any], timeout: float, stop_unanswered: bool = True
+    ) -> WarmKernel | None:
+        """The recorded kernel if it still answers kernel_info; otherwise stop what is left
+        (or, with ``stop_unanswered`` off, only let it go: another broker may serve it).
 
         A record without ``connection_info`` (a pod's, see ``podrecords.py``) takes it from
         the provisioner, which reads it where the kernel keeps it (the pod's Secret).
@@ -214,6 +218,10 @@ class KernelLauncher:
         try:
             await bridge.ready(timeout)
         except KernelUnavailable:
-            await self.discard(km, bridge)
+            if stop_unanswered:
+                await self.discard(km, bridge)
+            else:
+                await bridge.close()
+                self.remove_files(km)
             return None
         return warm

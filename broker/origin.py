@@ -1,4 +1,4 @@
-"""Which websocket origins the broker accepts: its own, and the one the operator allows.
+"""Which browser origins the broker accepts: its own, and the one the operator allows.
 
 Jupyter Server and Tornado accept a websocket whose ``Origin`` names the host the request
 was sent to (``urlparse(origin).netloc == Host``), and non-browser clients that send no
@@ -7,6 +7,10 @@ was sent to (``urlparse(origin).netloc == Host``), and non-browser clients that 
 as its ``Host`` header, the port left out when it is 80 or 443. This module accepts the
 same, compares host names without regard to case and default ports as the scheme
 implies, and trusts a browser's ``Sec-Fetch-Site: same-origin``, which a page cannot forge.
+
+REST requests from a page of another origin (Thebe, a custom agent UI) are allowed by CORS
+for the operator's ``--Broker.allow_origin`` only, as Jupyter Server does; without it the
+broker sends no CORS headers and browsers keep other origins' pages out.
 """
 
 from __future__ import annotations
@@ -55,10 +59,20 @@ def origin_allowed(headers: Mapping[str, str], allow_origin: str) -> bool:
     origin = headers.get("Origin") or headers.get("Sec-Websocket-Origin")
     if origin is None:  # not a browser: origins protect browsers' users only
         return True
-    allowed = allow_origin.strip().rstrip("/").lower()
-    if allowed == "*" or (allowed and origin.strip().rstrip("/").lower() == allowed):
+    if cors_origin(origin, allow_origin):
         return True
     fetch_site = headers.get("Sec-Fetch-Site")
     if fetch_site is not None:
         return fetch_site.strip().lower() in ("same-origin", "none")
     return same_origin(origin, headers.get("Host", ""))
+
+
+def cors_origin(origin: str | None, allow_origin: str) -> str | None:
+    """``Access-Control-Allow-Origin`` for a request from ``origin``: the operator's allowed
+    origin (``*`` for any), or None when the request's origin is not the allowed one."""
+    allowed = allow_origin.strip().rstrip("/").lower()
+    if not origin or not allowed:
+        return None
+    if allowed == "*":
+        return "*"
+    return origin if origin.strip().rstrip("/").lower() == allowed else None

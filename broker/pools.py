@@ -35,6 +35,13 @@ class WarmKernel:
 
 Spawn = Callable[[str], Awaitable[WarmKernel]]
 Discard = Callable[[WarmKernel], Awaitable[None]]
+Claim = Callable[[WarmKernel], Awaitable[bool]]
+Elsewhere = Callable[[str], Awaitable["WarmKernel | None"]]
+
+
+async def _claimed() -> bool:
+    """A kernel of this broker's own pool is nobody else's to take."""
+    return True
 
 
 class KernelPools(LoggingConfigurable):
@@ -108,21 +115,32 @@ class KernelPools(LoggingConfigurable):
         """Whether a request's environment can be applied to an already running kernel."""
         return all(key in self.late_env for key in env)
 
-    async def take(self, name: str, env: dict[str, str], late_ok: bool = True) -> WarmKernel | None:
+    async def take(
+        self,
+        name: str,
+        env: dict[str, str],
+        late_ok: bool = True,
+        claim: Claim = lambda warm: _claimed(),
+        elsewhere: Elsewhere | None = None,
+    ) -> WarmKernel | None:
         """A warm kernel for this request, never handed out before; None means start cold.
 
         ``late_ok``: whether the request's late variables can be applied to a running kernel.
+        ``claim`` binds a kernel of this pool to the request (False: another broker took
+        it first); ``elsewhere`` finds one when another broker keeps this pool.
         """
         if name not in self._targets:
             return None
         warm = None
-        if late_ok and self.matches(env):
+        if late_ok and self.matches(env) and not self.may_refill(name) and elsewhere:
+            warm = await elsewhere(name)
+        elif late_ok and self.matches(env):
             while self.ready[name] and warm is None:
                 candidate = self.ready[name].pop(0)
-                if await candidate.manager.is_alive():
-                    warm = candidate
-                else:
+                if not await candidate.manager.is_alive():
                     await self._discard(candidate)
+                elif await claim(candidate):
+                    warm = candidate
         self.metrics.pool_requests[name, "hit" if warm else "miss"] += 1
         low = len(self.ready[name]) <= self._targets[name] * self.refill_low_water
         self._refill_after_pause(name, at_once=warm is None or low)

@@ -1,9 +1,12 @@
 """This broker among its replicas: kernel pods found in the cluster, and who does the chores.
 
 Pod kernels need no shared database: their pods (labels, annotations) and Secrets are the
-record. This module finds them: every pod of this broker instance at startup (to adopt
-what a previous process left), and one pod by its kernel-id label when a request names a
-kernel this replica does not know (another replica started it, or served it and died).
+record. This module finds them, from one watch-fed cache per namespace (the pod
+reflector, started here at startup): every pod of this broker instance at startup (to
+adopt what a previous process left), every one when a kernel list or the culler needs
+them, and one pod by its kernel-id label when a request names a kernel this replica does
+not know (another replica started it, or served it and died). It also keeps each
+kernelspec's egress NetworkPolicy as configured (``provisioners/egress.py``).
 
 Chores that must happen once per cluster rather than once per replica (culling idle
 kernels, refilling warm pools of pod kernels, restarting a pod kernel that crashed) are
@@ -30,6 +33,7 @@ from .pools import WARM_PREFIX
 if TYPE_CHECKING:  # the Kubernetes client is imported only when a pod kernelspec exists
     from .provisioners.k8s import ClusterConfig, KubeClient
     from .provisioners.lease import LeaseElector
+    from .provisioners.reflector import PodReflector
 
 POD_PROVISIONER = "kubernetes-provisioner"
 
@@ -51,6 +55,13 @@ class Replicas(LoggingConfigurable):
         help="Seconds a Lease record must stay unrenewed before another replica takes it over.",
     )
     lease_retry = Float(2.0, config=True, help="Seconds between renewals (or attempts).")
+    activity_interval = Float(
+        0.0,
+        config=True,
+        help="Seconds between two records of a kernel's activity on its pod (what the Lease "
+        "holder's culler and other replicas' kernel lists read). 0: a quarter of "
+        "--cull-idle-timeout, between 1 and 300 s; 300 s when culling is off.",
+    )
 
     @default("identity")
     def _default_identity(self) -> str:
@@ -62,6 +73,8 @@ class Replicas(LoggingConfigurable):
         self.pod_specs: set[str] = set()
         self.targets: list[Target] = []
         self.elector: LeaseElector | None = None
+        self.reflectors: list[tuple[KubeClient, PodReflector]] = []
+        self.policies: list[tuple[ClusterConfig, dict[str, Any]]] = []  # egress, per spec
 
     # --- startup -------------------------------------------------------------------
 
@@ -70,9 +83,13 @@ class Replicas(LoggingConfigurable):
         broker_name = self._find_pod_specs()
         if not self.targets:
             return
-        from .provisioners.cluster import get_cluster
+        from .provisioners.cluster import get_cluster, get_reflector
         from .provisioners.lease import LeaseElector
 
+        for target in self.targets:  # one watch each: what every replica reads pods from
+            kube = (await get_cluster(target[0])).kube
+            self.reflectors.append((kube, await get_reflector(*target)))
+        await self._ensure_policies()
         cfg, namespace, _ = self.targets[0]
         self.elector = LeaseElector(
             (await get_cluster(cfg)).kube,
@@ -110,9 +127,35 @@ class Replicas(LoggingConfigurable):
             assert isinstance(probe, KubernetesProvisioner)
             self.pod_specs.add(name)
             broker_name = broker_name or probe.broker_name
+            from .provisioners.egress import egress_policy
+
+            policy = egress_policy(probe.pod_settings(name))
+            if policy is not None:
+                self.policies.append((probe.cluster_target()[0], policy))
             if probe.cluster_target() not in self.targets:
                 self.targets.append(probe.cluster_target())
         return broker_name
+
+    async def _ensure_policies(self) -> None:
+        """Each kernelspec's egress NetworkPolicy exists as configured (every replica
+        checks: the same configuration makes the same policy)."""
+        from .provisioners.cluster import get_cluster
+        from .provisioners.egress import ensure_policy
+
+        for cfg, policy in self.policies:
+            name = policy["metadata"]["name"]
+            try:
+                done = await ensure_policy((await get_cluster(cfg)).kube, policy)
+            except Exception as e:  # noqa: BLE001 - kernels then reach nothing: safe
+                self.log.error(
+                    "egress policy %s not applied: %s; its kernels reach no destination "
+                    "until it is (the broker's Role must allow networkpolicies get, create, "
+                    "update)",
+                    name,
+                    e,
+                )
+                continue
+            self.log.info("egress policy %s %s", name, done)
 
     async def stop(self) -> None:
         """Leave the election, freeing the Lease so another replica takes over at once."""
@@ -129,6 +172,14 @@ class Replicas(LoggingConfigurable):
     def leads(self, spec: str) -> bool:
         """Whether this replica keeps the warm pool of ``spec`` (local pools are its own)."""
         return spec not in self.pod_specs or self.leading
+
+    def recording_interval(self, cull_idle_timeout: float) -> float:
+        """Seconds between two records of a kernel's activity on its pod."""
+        if self.activity_interval > 0:
+            return self.activity_interval
+        if cull_idle_timeout <= 0:
+            return 300.0
+        return min(300.0, max(1.0, cull_idle_timeout / 4))
 
     def is_pod_kernel(self, km: AsyncKernelManager) -> bool:
         """Pod kernels are their own record: they outlive this process without a state dir."""
@@ -151,19 +202,28 @@ class Replicas(LoggingConfigurable):
 
     # --- finding kernel pods ------------------------------------------------------------
 
-    async def kernel_pods(self, kernel_id: str = "") -> list[tuple[KubeClient, dict[str, Any]]]:
+    def kernel_pods(self, kernel_id: str = "") -> list[tuple[KubeClient, dict[str, Any]]]:
         """This broker instance's kernel pods (only ``kernel_id``'s when given), each with
-        the client of its cluster."""
-        from .provisioners.cluster import get_cluster
+        the client of its cluster, from the watch-fed caches: no request."""
+        from .provisioners.pod import LABEL_KERNEL_ID
+
+        return [
+            (kube, pod)
+            for kube, reflector in self.reflectors
+            for pod in list(reflector.pods.values())
+            if not kernel_id or pod["metadata"]["labels"].get(LABEL_KERNEL_ID) == kernel_id
+        ]
+
+    async def _listed_pods(self, kernel_id: str) -> list[dict[str, Any]]:
+        """The pods of this kernel id as the API server has them now (one list call per
+        cluster): a kernel started elsewhere a moment ago may not be in the cache yet."""
         from .provisioners.pod import LABEL_KERNEL_ID
 
         pods = []
-        for cfg, namespace, selector in self.targets:
-            if kernel_id:
-                selector = f"{selector},{LABEL_KERNEL_ID}={kernel_id}"
-            kube = (await get_cluster(cfg)).kube
-            listed = await kube.list_pods(namespace, selector)
-            pods.extend((kube, pod) for pod in listed.get("items") or [])
+        for kube, reflector in self.reflectors:
+            selector = f"{reflector.label_selector},{LABEL_KERNEL_ID}={kernel_id}"
+            listed = await kube.list_pods(reflector.namespace, selector)
+            pods.extend(listed.get("items") or [])
         return pods
 
     async def find(self, kernel_id: str) -> dict[str, Any] | None:
@@ -172,7 +232,8 @@ class Replicas(LoggingConfigurable):
 
         if not self.targets or not valid_kernel_id(kernel_id):
             return None
-        for _, pod in await self.kernel_pods(kernel_id):
+        pods = [pod for _, pod in self.kernel_pods(kernel_id)]
+        for pod in pods or await self._listed_pods(kernel_id):
             if verdict(pod) is Verdict.ADOPT:
                 return _record(pod)
         return None
@@ -185,7 +246,7 @@ class Replicas(LoggingConfigurable):
         from .provisioners.podrecords import Verdict, verdict
 
         records, dropped = [], []
-        for kube, pod in await self.kernel_pods():
+        for kube, pod in self.kernel_pods():
             record = _record(pod)
             if known(record["id"]):
                 continue

@@ -5,6 +5,9 @@
   (``~/.local/state/...``): keyed by port, so two brokers on different ports never share
   records, while the same command run again finds its kernels. A broker on ``--port 0``
   has none by default: its successor would listen elsewhere and nobody would find it.
+- ``token`` keeps the token a broker generated (mode 0600), so the same command run again
+  accepts the clients it served before (JupyterLab's ``--GatewayClient.auth_token`` among
+  them) instead of locking them out with a new one.
 - ``broker.lock`` is held (flock) for the life of the broker and names it (pid, instance,
   watchdog pid): a second broker on the same directory fails with one line naming the pid;
   the kernel drops the lock by itself when the broker dies, even by ``kill -9``.
@@ -19,6 +22,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import secrets
 import uuid
 from pathlib import Path
 from typing import Any
@@ -65,6 +69,52 @@ def _holder(doc: dict[str, Any]) -> str:
             "return; try again in a moment"
         )
     return f"the broker with pid {doc.get('pid', '?')}"
+
+
+def unusable(directory: str | Path, error: OSError) -> StartupError:
+    """The one-line startup error for a state directory the broker cannot write."""
+    return StartupError(
+        f"cannot use the state directory {directory}: {error.strerror or error}; give a "
+        "writable one with --state-dir DIR (BROKER_STATE_DIR), or keep no records: --no-state"
+    )
+
+
+def remembered_token(directory: str) -> str:
+    """The token kept in ``directory`` (created, mode 0600, on first use); a new one without it.
+
+    Only the broker's user can read it, like the token Jupyter Server writes to its runtime
+    directory. The file appears whole (written aside, then linked into place), so two
+    brokers starting at once agree on one token.
+    """
+    if not directory:
+        return secrets.token_urlsafe(32)
+    path = Path(directory) / "token"
+    try:
+        if not path.exists():
+            os.makedirs(directory, mode=0o700, exist_ok=True)
+            _link_new_token(path)
+        token = path.read_text().strip()
+    except OSError as e:
+        raise unusable(directory, e) from None
+    if not token:
+        raise StartupError(
+            f"the token file {path} is empty: delete it to have a new token generated, "
+            "or give one with --token (BROKER_TOKEN)"
+        )
+    return token
+
+
+def _link_new_token(path: Path) -> None:
+    aside = path.with_name(f".token-{uuid.uuid4().hex}")
+    fd = os.open(aside, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_urlsafe(32) + "\n")
+        os.link(aside, path)
+    except FileExistsError:
+        pass  # another broker's token won the race: use it
+    finally:
+        aside.unlink()
 
 
 class StateDir(LoggingConfigurable):
@@ -125,10 +175,7 @@ class StateDir(LoggingConfigurable):
             path.mkdir(parents=True, exist_ok=True, mode=0o700)
             self._lock = lock_file(path)
         except OSError as e:
-            raise StartupError(
-                f"cannot use the state directory {path}: {e.strerror or e}; give a writable "
-                "one with --state-dir DIR (BROKER_STATE_DIR), or keep no records: --no-state"
-            ) from None
+            raise unusable(path, e) from None
         try:
             fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

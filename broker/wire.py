@@ -130,6 +130,14 @@ class Message:
     def msg_type(self) -> str:
         return str(self.header_dict.get("msg_type", ""))
 
+    def is_type(self, msg_type: str) -> bool:
+        """Whether this is a ``msg_type`` message, decoding the header only when its raw
+        bytes contain that name: most messages are told apart without a JSON parse (a
+        header spelling the name with ``\\u`` escapes, which no kernel writes, is not)."""
+        if isinstance(self.header, bytes) and msg_type.encode() not in self.header:
+            return False
+        return self.msg_type == msg_type
+
     @property
     def parent_msg_id(self) -> str | None:
         return self.parent_dict.get("msg_id")
@@ -324,6 +332,34 @@ def unpack_v1(data: bytes) -> Message:
     except UnicodeDecodeError:
         raise WireError("v1 channel is not UTF-8") from None
     return Message(channel, parts[1], parts[2], parts[3], parts[4], parts[5:])
+
+
+def websocket_frame(pieces: Parts, binary: bool) -> Parts:
+    """One unfragmented, unmasked RFC 6455 frame (a server's) carrying ``pieces``, as the
+    writes to make in order: the frame header and the small pieces joined (one TCP segment
+    for a small message), large pieces as they are, so 50 MB of output is never copied to
+    put a header in front of it (Tornado's write_message copies it twice)."""
+    size = sum(len(p) for p in pieces)
+    first = 0x80 | (0x2 if binary else 0x1)  # FIN, and the opcode
+    if size < 126:
+        head = struct.pack("!BB", first, size)
+    elif size <= 0xFFFF:
+        head = struct.pack("!BBH", first, 126, size)
+    else:
+        head = struct.pack("!BBQ", first, 127, size)
+    writes: Parts = []
+    small = bytearray(head)
+    for piece in pieces:
+        if len(piece) < ZERO_COPY_BYTES:
+            small += piece
+            continue
+        if small:
+            writes.append(bytes(small))
+            small.clear()
+        writes.append(piece)
+    if small:
+        writes.append(bytes(small))
+    return writes
 
 
 # --- legacy websocket ------------------------------------------------------

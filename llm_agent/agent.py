@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from broker.client.files import Producer
 from broker.client.tool_output import ToolOutput, render
 
 from . import files
@@ -73,10 +74,19 @@ class Agent:
     async def upload(self, local: Path, remote_path: str | None = None) -> str:
         """Put a file in the kernel's working directory; the model hears of it next turn."""
         remote = await files.upload_file(self.kernel, local, remote_path)
-        size = local.stat().st_size
+        self._note_upload(remote, local.stat().st_size)
+        return remote
+
+    async def upload_stream(self, remote_path: str, produce: Producer, size: int) -> dict:
+        """Write ``size`` bytes that ``produce`` writes (a request body as it arrives) to
+        ``remote_path``; the file's model. The model hears of it next turn."""
+        model = await files.upload_stream(self.kernel, produce, size, remote_path)
+        self._note_upload(model["path"], size)
+        return model
+
+    def _note_upload(self, remote: str, size: int) -> None:
         self.transcript.add_file(remote, size)
         self._uploaded.append(f"{remote} ({size} bytes)")
-        return remote
 
     async def download(self, remote_path: str, local: Path) -> Path:
         """Copy a file the code produced out of the kernel's filesystem."""
@@ -138,7 +148,7 @@ class Agent:
         if problem:
             await emit(ToolFinished(call.id, False, problem, None, 0, False))
             return ToolOutput(problem)
-        await emit(ToolStarted(call.id, code))
+        await emit(ToolStarted(call.id, code, self.kernel.language))
         execution = await self.kernel.execute(
             code, timeout=self.config.exec_timeout, callbacks=_forwarding(call.id, emit)
         )
@@ -206,6 +216,10 @@ def _forwarding(call_id: str, emit: EventHandler) -> Callbacks:
     return Callbacks(
         on_stdout=lambda text: emit(ToolOutputEvent(call_id, "stdout", text)),
         on_stderr=lambda text: emit(ToolOutputEvent(call_id, "stderr", text)),
-        on_result=lambda r: emit(ToolOutputEvent(call_id, "result", r.text or "", r.formats())),
-        on_error=lambda e: emit(ToolOutputEvent(call_id, "error", f"{e.name}: {e.value}")),
+        on_result=lambda r: emit(
+            ToolOutputEvent(call_id, "result", r.text or "", r.formats(), r.bundle())
+        ),
+        on_error=lambda e: emit(
+            ToolOutputEvent(call_id, "error", f"{e.name}: {e.value}", traceback=e.traceback)
+        ),
     )

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import logging
 import os
+import secrets
 import signal
 import sys
 from datetime import datetime
@@ -14,25 +15,20 @@ from pathlib import Path
 import openai
 from tornado import netutil
 from tornado.httpserver import HTTPServer
-from websockets.exceptions import InvalidStatus
 
-from broker.client import BrokerAPIError
-from broker.client.failures import Options, explain
+from broker.client.failures import explain
 from broker.options import OptionParser, fail, http_url
 
+from . import health
 from .agent import TOOL_CHOICES, Agent, AgentConfig
+from .chat_files import MAX_UPLOAD_BYTES
 from .events import Event, TextDelta, ToolFinished, ToolOutputEvent, ToolStarted
 from .files import TransferError
-from .kernel import KernelGone, KernelSession
+from .health import BROKER_ERRORS, BROKER_OPTIONS, DEFAULT_BROKER
+from .kernel import KernelSession
 from .llm import ChatModel
-from .server import ChatSessions, SessionUnavailable, make_app, run_reaper
-
-# `./kb serve` listens there; how this program spells the settings an error may point to
-DEFAULT_BROKER = "http://127.0.0.1:8889"
-BROKER_OPTIONS = Options(
-    url="--broker or BROKER_URL", token="--token or BROKER_TOKEN", kernel="--kernel-name"
-)
-BROKER_ERRORS = (BrokerAPIError, OSError, InvalidStatus, KernelGone)
+from .server import make_app
+from .sessions import ChatSessions, SessionUnavailable, run_reaper
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -115,7 +111,9 @@ def _parser() -> argparse.ArgumentParser:
         "--notebook", type=Path, help="transcript path (default: llm-agent-TIME.ipynb)"
     )
     _common(ask)
-    serve = commands.add_parser("serve", help="HTTP chat endpoint streaming server-sent events")
+    serve = commands.add_parser(
+        "serve", help="the chat page and its API (server-sent events), one kernel per session"
+    )
     serve.add_argument("--ip", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8890, help="0 picks a free port")
     serve.add_argument(
@@ -126,9 +124,23 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--max-sessions", type=int, default=20, help="sessions (kernels) at once")
     serve.add_argument(
+        "--max-upload-bytes",
+        type=int,
+        default=MAX_UPLOAD_BYTES,
+        help=f"largest file a person may upload (default {MAX_UPLOAD_BYTES}, as the broker's)",
+    )
+    auth = serve.add_mutually_exclusive_group()
+    auth.add_argument(
         "--auth-token",
         default=os.environ.get("LLM_AGENT_TOKEN"),
-        help="require 'Authorization: Bearer TOKEN' (env LLM_AGENT_TOKEN)",
+        help="the token the page and API clients must send as 'Authorization: Bearer TOKEN' "
+        "(env LLM_AGENT_TOKEN; default: one is generated and printed)",
+    )
+    auth.add_argument(
+        "--no-auth",
+        action="store_true",
+        help="no token: anyone who reaches the port runs code in your kernels (trusted "
+        "local use only)",
     )
     _common(serve)
     return parser
@@ -236,6 +248,7 @@ def _save_transcript(agent: Agent, path: Path | None, answered: bool) -> None:
 async def serve(args: argparse.Namespace, model: ChatModel) -> int:
     """The chat endpoint; ``model`` is one client (and connection pool) for every session."""
     sessions = ChatSessions(lambda: _start_agent(args, model), args.idle_timeout, args.max_sessions)
+    token = None if args.no_auth else args.auth_token or secrets.token_urlsafe(24)
     try:
         sockets = netutil.bind_sockets(args.port, args.ip)
     except OSError as e:
@@ -246,10 +259,18 @@ async def serve(args: argparse.Namespace, model: ChatModel) -> int:
         )
         await model.close()
         return 1
-    server = HTTPServer(make_app(sessions, args.auth_token))
+    app = make_app(
+        sessions,
+        token,
+        status=lambda: health.status(args.broker, args.token, model),
+        max_upload_bytes=args.max_upload_bytes,
+    )
+    server = HTTPServer(app)
     server.add_sockets(sockets)
     port = sockets[0].getsockname()[1]
     print(f"llm-agent listening on http://{args.ip}:{port}/", flush=True)
+    if token and not args.auth_token:  # a token the user gave is not printed back
+        print(f"Token: {token}", flush=True)
     reaper = asyncio.ensure_future(run_reaper(sessions, min(60.0, args.idle_timeout / 4)))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -21,6 +21,7 @@ class ToolStarted:
 
     call_id: str
     code: str
+    language: str = "python"  # the kernel's, for showing the code
     kind: str = "tool_call"
 
 
@@ -32,6 +33,9 @@ class ToolOutputEvent:
     stream: str  # stdout, stderr, result, error
     text: str
     mime_types: list[str] = field(default_factory=list)
+    # a result's MIME bundle (what a page shows: HTML tables, images as base64)
+    data: dict[str, Any] = field(default_factory=dict)
+    traceback: str = ""  # an error's, plain text
     kind: str = "tool_output"
 
 

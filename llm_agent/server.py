@@ -1,135 +1,47 @@
-"""`llm-agent serve`: a chat endpoint streaming server-sent events, one kernel per session.
+"""`llm-agent serve`: a chat API streaming server-sent events, one kernel per session, and
+the chat page that uses it.
 
 ``POST /api/chat`` with ``{"message": ..., "session_id": optional}`` answers with an
 event stream: ``session`` (the id to send next time), ``text`` deltas, ``tool_call``,
 ``tool_output``, ``tool_result``, ``answer``, then ``done`` (or ``error``).
-``GET /api/chat/{id}/notebook`` returns the transcript; ``DELETE /api/chat/{id}``
-ends a session. Sessions idle longer than the idle timeout are closed with their kernel.
+``GET /api/chat`` lists the sessions; ``PUT|GET|DELETE /api/chat/{id}`` starts (with
+its kernel), describes or ends one; ``POST /api/chat/{id}/interrupt`` interrupts the
+code it runs; ``GET /api/chat/{id}/notebook`` returns the transcript; its files are
+under ``/api/chat/{id}/files/`` (see ``chat_files``); ``GET /api/status`` says whether
+the broker and the model server answer. Sessions idle longer than the idle timeout are
+closed with their kernel. The page (see ``page``) is served at ``/``.
 """
 
 from __future__ import annotations
 
-import asyncio
-import hmac
 import json
 import logging
-import time
 import uuid
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from typing import Any
 
 import nbformat
 import openai
 from tornado import iostream, web
 
-from .agent import Agent
+from . import chat_files, page
+from .api import APIHandler, StatusCheck, attachment, broker_call
 from .events import Event, event_json
+from .sessions import SESSION_ID, ChatSessions, SessionUnavailable
 
 log = logging.getLogger("llm_agent.server")
 
-AgentFactory = Callable[[], Awaitable[Agent]]
+SESSION = r"/api/chat/([\w-]+)"
 
 
-class SessionUnavailable(Exception):
-    """A session's kernel could not be started; the message says why and what to change."""
+class ChatHandler(APIHandler):
+    """POST /api/chat: one user message, answered as server-sent events.
+    GET /api/chat: the sessions, newest first."""
 
-
-@dataclass
-class ChatSession:
-    """One conversation and its kernel."""
-
-    agent: Agent
-    last_used: float = field(default_factory=time.monotonic)
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-
-
-class ChatSessions:
-    """Sessions by id; each new one starts its own kernel through ``factory``."""
-
-    def __init__(self, factory: AgentFactory, idle_timeout: float, max_sessions: int = 20) -> None:
-        self.factory = factory
-        self.idle_timeout = idle_timeout
-        self.max_sessions = max_sessions
-        self.sessions: dict[str, ChatSession] = {}
-        # a session whose kernel is starting: a second request for it waits, not starts another
-        self._starting: dict[str, asyncio.Future[ChatSession]] = {}
-
-    async def get_or_create(self, session_id: str) -> ChatSession:
-        """The session, started on first use. Raises web.HTTPError(503) when full."""
-        session = self.sessions.get(session_id)
-        if session is None:
-            starting = self._starting.get(session_id)
-            if starting is None:
-                if len(self.sessions) + len(self._starting) >= self.max_sessions:
-                    raise web.HTTPError(503, "too many chat sessions; try again later")
-                starting = asyncio.ensure_future(self._start(session_id))
-                self._starting[session_id] = starting
-            session = await asyncio.shield(starting)
-        session.last_used = time.monotonic()
-        return session
-
-    async def _start(self, session_id: str) -> ChatSession:
-        try:
-            session = ChatSession(await self.factory())
-        finally:
-            del self._starting[session_id]
-        self.sessions[session_id] = session
-        kernel_id = session.agent.kernel.kernel_id
-        log.info("chat session started id=%s kernel=%s", session_id, kernel_id)
-        return session
-
-    async def close(self, session_id: str) -> bool:
-        session = self.sessions.pop(session_id, None)
-        if session is None:
-            return False
-        await session.agent.close()
-        log.info("chat session closed id=%s", session_id)
-        return True
-
-    async def reap_idle(self, now: float | None = None) -> list[str]:
-        """Close sessions idle past the timeout (never one that is answering)."""
-        now = time.monotonic() if now is None else now
-        idle = [
-            sid
-            for sid, s in self.sessions.items()
-            if now - s.last_used > self.idle_timeout and not s.lock.locked()
-        ]
-        for sid in idle:
-            await self.close(sid)
-        return idle
-
-    async def close_all(self) -> None:
-        await asyncio.gather(*(self.close(sid) for sid in list(self.sessions)))
-
-
-class _Base(web.RequestHandler):
-    def initialize(self, sessions: ChatSessions, token: str | None) -> None:
-        self.sessions = sessions
-        self.token = token
-
-    def prepare(self) -> None:
-        if self.token:
-            given = self.request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
-            if not hmac.compare_digest(given, self.token):
-                raise web.HTTPError(401, "missing or wrong bearer token")
-
-    def write_error(self, status_code: int, **kwargs: Any) -> None:
-        error = kwargs.get("exc_info", (None, None))[1]
-        message = error.log_message if isinstance(error, web.HTTPError) else None
-        self.finish({"reason": self._reason, "message": message or self._reason})
-
-
-class ChatHandler(_Base):
-    """POST /api/chat: one user message, answered as server-sent events."""
+    def get(self) -> None:
+        listed = sorted(self.sessions.sessions.values(), key=lambda s: s.created, reverse=True)
+        self.finish({"sessions": [s.model() for s in listed]})
 
     async def post(self) -> None:
-        try:
-            body = json.loads(self.request.body or b"{}")
-            message = body["message"]
-            session_id = str(body.get("session_id") or uuid.uuid4().hex)
-        except (ValueError, KeyError, TypeError):
-            raise web.HTTPError(400, 'send {"message": "...", "session_id": optional}') from None
+        message, session_id = self._parse()
         try:
             session = await self.sessions.get_or_create(session_id)
         except SessionUnavailable as e:  # the broker: a gateway's error, saying which and why
@@ -137,6 +49,7 @@ class ChatHandler(_Base):
         if session.lock.locked():
             raise web.HTTPError(409, "this session is still answering a previous message")
         async with session.lock:
+            session.name_after(message)
             self.set_header("Content-Type", "text/event-stream")
             self.set_header("Cache-Control", "no-cache")
             await self._send("session", {"session_id": session_id})
@@ -151,7 +64,20 @@ class ChatHandler(_Base):
                 )
                 await self._send("error", {"message": message})
             await self._send("done", {})
-            session.last_used = time.monotonic()
+            session.touch()
+
+    def _parse(self) -> tuple[str, str]:
+        """The message and the session id (a new one when none is given)."""
+        usage = 'send {"message": "...", "session_id": optional, letters, digits, - and _}'
+        try:
+            body = json.loads(self.request.body or b"{}")
+            message = body["message"]
+            session_id = str(body.get("session_id") or uuid.uuid4().hex)
+        except (ValueError, KeyError, TypeError, AttributeError):
+            raise web.HTTPError(400, usage) from None
+        if not isinstance(message, str) or not SESSION_ID.fullmatch(session_id):
+            raise web.HTTPError(400, usage)
+        return message, session_id
 
     async def _on_event(self, event: Event) -> None:
         await self._send(event.kind, event_json(event))
@@ -164,8 +90,21 @@ class ChatHandler(_Base):
             pass  # the client left; the agent finishes the turn so the session stays coherent
 
 
-class SessionHandler(_Base):
-    """DELETE /api/chat/{id} ends a session and shuts its kernel down."""
+class SessionHandler(APIHandler):
+    """PUT /api/chat/{id} starts a session (and its kernel) under an id the client chose;
+    GET describes it; DELETE ends it and shuts its kernel down."""
+
+    async def put(self, session_id: str) -> None:
+        existed = session_id in self.sessions.sessions
+        try:
+            session = await self.sessions.get_or_create(session_id)
+        except SessionUnavailable as e:
+            raise web.HTTPError(502, str(e)) from None
+        self.set_status(200 if existed else 201)
+        self.finish(session.model())
+
+    def get(self, session_id: str) -> None:
+        self.finish(self.sessions.get(session_id).model())
 
     async def delete(self, session_id: str) -> None:
         if not await self.sessions.close(session_id):
@@ -173,31 +112,60 @@ class SessionHandler(_Base):
         self.set_status(204)
 
 
-class NotebookHandler(_Base):
+class InterruptHandler(APIHandler):
+    """POST /api/chat/{id}/interrupt: interrupt the code the session's kernel runs; the
+    model is told what the code printed up to then, and the KeyboardInterrupt."""
+
+    async def post(self, session_id: str) -> None:
+        kernel = self.session(session_id).agent.kernel
+        with broker_call("interrupt the kernel"):
+            await kernel.interrupt()
+        self.set_status(204)
+
+
+class NotebookHandler(APIHandler):
     """GET /api/chat/{id}/notebook: the conversation so far as an .ipynb."""
 
     def get(self, session_id: str) -> None:
-        session = self.sessions.sessions.get(session_id)
-        if session is None:
-            raise web.HTTPError(404, "no such session")
+        session = self.session(session_id)
+        name = f"{session.title or 'conversation'}.ipynb"
         self.set_header("Content-Type", "application/x-ipynb+json")
-        self.write(nbformat.writes(session.agent.transcript.notebook))
+        self.set_header("Content-Disposition", attachment(name))
+        self.finish(nbformat.writes(session.agent.transcript.notebook))
 
 
-def make_app(sessions: ChatSessions, token: str | None = None) -> web.Application:
-    """The Tornado application; the caller runs the idle reaper (see ``run_reaper``)."""
-    args = {"sessions": sessions, "token": token}
+class StatusHandler(APIHandler):
+    """GET /api/status: whether the broker and the model server answer, and if not, why;
+    and the largest upload this server takes (a page checks a file before sending it)."""
+
+    async def get(self) -> None:
+        found = await self.status() if self.status else {}
+        self.finish({**found, "max_upload_bytes": self.max_upload_bytes})
+
+
+def make_app(
+    sessions: ChatSessions,
+    token: str | None = None,
+    *,
+    status: StatusCheck | None = None,
+    max_upload_bytes: int = chat_files.MAX_UPLOAD_BYTES,
+) -> web.Application:
+    """The Tornado application: API and page; the caller runs the idle reaper
+    (``sessions.run_reaper``)."""
+    args = {
+        "sessions": sessions,
+        "token": token,
+        "status": status,
+        "max_upload_bytes": max_upload_bytes,
+    }
     return web.Application(
         [
+            (r"/api/status", StatusHandler, args),
             (r"/api/chat", ChatHandler, args),
-            (r"/api/chat/([\w-]+)", SessionHandler, args),
-            (r"/api/chat/([\w-]+)/notebook", NotebookHandler, args),
+            (SESSION, SessionHandler, args),
+            (SESSION + r"/interrupt", InterruptHandler, args),
+            (SESSION + r"/notebook", NotebookHandler, args),
+            *chat_files.routes(SESSION, args),
+            *page.routes(),
         ]
     )
-
-
-async def run_reaper(sessions: ChatSessions, interval: float) -> None:
-    """Close idle sessions every ``interval`` seconds, forever."""
-    while True:
-        await asyncio.sleep(interval)
-        await sessions.reap_idle()

@@ -12,7 +12,12 @@ from broker.client.results import Execution
 
 
 class Transcript:
-    """Builds the notebook as the conversation goes; ``save`` writes a valid .ipynb."""
+    """Builds the notebook as the conversation goes; ``save`` writes a valid .ipynb.
+
+    Each markdown cell names its part in ``metadata.llm_agent.role`` (``title``,
+    ``user``, ``assistant``, ``upload``, ``notice``), so that a reader such as the chat
+    page can show the conversation again from the notebook alone.
+    """
 
     def __init__(self, kernel_name: str = "python3", title: str | None = None) -> None:
         self.notebook = new_notebook(
@@ -26,22 +31,26 @@ class Transcript:
             }
         )
         if title:
-            self.add_markdown(f"# {title}")
+            self.add_markdown(f"# {title}", "title")
 
-    def add_markdown(self, text: str) -> None:
-        self.notebook.cells.append(new_markdown_cell(text))
+    def add_markdown(self, text: str, role: str = "") -> None:
+        cell = new_markdown_cell(text)
+        if role:
+            cell.metadata["llm_agent"] = {"role": role}
+        self.notebook.cells.append(cell)
 
     def add_user(self, text: str) -> None:
-        self.add_markdown(f"**User:** {text}")
+        self.add_markdown(f"**User:** {text}", "user")
 
     def add_assistant(self, text: str) -> None:
         if text.strip():
-            self.add_markdown(f"**Assistant:** {text}")
+            self.add_markdown(f"**Assistant:** {text}", "assistant")
 
     def add_file(self, remote_path: str, size: int) -> None:
         self.add_markdown(
             f"*Uploaded `{remote_path}` ({size} bytes) to the kernel's working directory; "
-            "place it beside this notebook to re-run it.*"
+            "place it beside this notebook to re-run it.*",
+            "upload",
         )
 
     def add_code(self, code: str, execution: Execution) -> None:
@@ -50,7 +59,7 @@ class Transcript:
         self.notebook.cells.append(cell)
         notice = execution.notice()
         if notice:
-            self.add_markdown(f"*{notice}*")
+            self.add_markdown(f"*{notice}*", "notice")
 
     @property
     def ran_code(self) -> bool:

@@ -6,6 +6,7 @@ import contextlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -64,8 +65,9 @@ class RunningBroker:
         data = kw.pop("data", None)
         if body is not None:
             data = json.dumps(body)
+        headers = {**self.headers(token), **kw.pop("headers", {})}
         return self.session.request(
-            method, self.url + path, data=data, headers=self.headers(token), timeout=120, **kw
+            method, self.url + path, data=data, headers=headers, timeout=120, **kw
         )
 
     def start_kernel(self, name: str | None = None, token: str | None = None, **env: str) -> str:
@@ -164,6 +166,39 @@ def launch(tmp: Path, cmd: list[str], env: dict[str, str], token: str | None) ->
         raise RuntimeError(f"broker did not start: {line}\n{log_path.read_text()}")
     url = line.rsplit(" ", 1)[1].strip().rstrip("/")
     return RunningBroker(proc, url, token, log_path)
+
+
+KERNEL_BROKER = Path(sys.executable).with_name("kernel-broker")  # the venv's command
+
+
+def free_port() -> int:
+    """A port free right now, for a process that must be run again on the same port."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def default_state_dir(tmp: Path, port: int) -> Path:
+    """Where a broker run with :func:`xdg_env` of ``tmp`` keeps its records by default."""
+    return tmp / "xdg" / "state" / "kernel-broker" / f"port-{port}"
+
+
+def kill_9(broker: RunningBroker) -> None:
+    broker.proc.send_signal(signal.SIGKILL)
+    broker.proc.wait()
+
+
+def serve_with_generated_token(tmp: Path, port: int, env: dict[str, str]) -> RunningBroker:
+    """``kernel-broker serve`` as the README runs it, with no token given: the broker prints
+    the one it uses (generated, or kept from an earlier run on this port)."""
+    full_env = {**os.environ, **env, **xdg_env(tmp), "BROKER_PORT": str(port)}
+    full_env.pop("BROKER_TOKEN", None)
+    broker = launch(tmp, [str(KERNEL_BROKER), "serve"], full_env, None)
+    assert broker.proc.stdout is not None
+    line = broker.proc.stdout.readline().decode()
+    assert line.startswith("Token: "), line
+    broker.token = line.split()[1]
+    return broker
 
 
 def start_users_broker(

@@ -91,3 +91,55 @@ def test_claim_bench_measures_pod_kernels_on_the_test_control_plane() -> None:
 
     assert set(document["results"]["pods"]) == {"websocket", "http", "mcp"}
     assert [line.split()[0] for line in printed[0].splitlines()[2:]] == ["local"] * 3 + ["pods"] * 3
+
+
+@pytest.mark.slow
+def test_load_bench_measures_every_size_and_finds_nothing_misrouted(tmp_path: Path) -> None:
+    from bench.load import BEGIN
+    from bench.load import main as load_bench
+
+    markdown = tmp_path / "benchmarks.md"
+    markdown.write_text("# Benchmarks\n\nProse that must survive.\n")
+
+    sizes = "--kernels 1,2 --clients 2 --seconds 2 --rate 20 --targets broker".split()
+    document = load_bench(
+        [*sizes, "--results-dir", str(tmp_path / "results"), "--markdown", str(markdown)],
+        out=lambda line: None,
+    )
+
+    levels = document["results"]["broker"]["levels"]
+    assert [(lv["kernels"], lv["websockets"]) for lv in levels] == [(1, 2), (2, 4)]
+    for level in levels:
+        assert level["execute_ms"]["p50"] > 0 and level["rest_ms"]["p99"] > 0
+        assert level["cpu_ms_per_1000"] > 0 and level["mb_per_websocket"] is not None
+        assert (level["error_count"], level["foreign_replies"]) == (0, 0)
+    assert document["results"]["broker"]["kernels_left_running"] == 0
+    text = markdown.read_text()
+    assert "Prose that must survive." in text and BEGIN in text and "| broker | 2 / 4 |" in text
+
+
+@pytest.mark.slow
+def test_chat_upload_bench_prints_both_paths_and_the_memory_rise(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from bench.chat_upload import main as chat_upload_bench
+
+    chat_upload_bench(["--mib", "2", "--rounds", "1"])
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("2 MiB uploads, median of 1")
+    assert "straight to the broker (anchor):" in lines[1] and lines[1].endswith("MiB/s")
+    assert "through llm-agent serve:" in lines[2] and "x the anchor" in lines[2]
+    assert "llm-agent serve peak RSS rise:" in lines[3]
+
+
+@pytest.mark.slow
+def test_pod_scale_bench_counts_no_request_per_kernel_at_steady_state(capsys) -> None:
+    from bench.pod_scale import main as pod_scale_bench
+
+    results = pod_scale_bench(["--kernels", "6", "--burst", "2", "--window", "3", "--settle", "1"])
+
+    assert results["kernels"] == 6 and results["pods"] == 8  # and the refilled pool
+    steady = results["steady"]
+    assert steady["open_watches"] == 1
+    assert set(steady["by_verb"]) <= {"update leases"}  # the Lease alone: no poll per kernel
+    assert "API requests per second at steady state" in capsys.readouterr().out

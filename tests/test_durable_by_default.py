@@ -7,8 +7,6 @@ Every broker here has XDG directories of its own under the test's tmp directory.
 from __future__ import annotations
 
 import os
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -21,33 +19,22 @@ from broker.processes import wait_exited
 from broker.watchdog import end_kernel
 
 from .broker_process import (
+    KERNEL_BROKER,
     RunningBroker,
+    default_state_dir,
+    free_port,
+    kill_9,
     kill_recorded_kernels,
     launch,
     lock_holder,
+    serve_with_generated_token,
     start_broker,
     xdg_env,
 )
 
 pytestmark = pytest.mark.slow
 
-KERNEL_BROKER = Path(sys.executable).with_name("kernel-broker")  # the venv's command
 PIDS = "import os; print(os.getpid())"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def default_state_dir(tmp: Path, port: int) -> Path:
-    return tmp / "xdg" / "state" / "kernel-broker" / f"port-{port}"
-
-
-def kill_9(broker: RunningBroker) -> None:
-    broker.proc.send_signal(signal.SIGKILL)
-    broker.proc.wait()
 
 
 @pytest.fixture
@@ -91,6 +78,39 @@ def test_the_readme_serve_command_keeps_kernel_and_variables_across_kill_9(
     finally:
         second.delete_kernel(kernel)
         second.stop()
+
+
+def test_a_generated_token_is_kept_so_clients_reconnect_after_kill_9(
+    tmp_path: Path, port: int, broker_env: dict[str, str]
+) -> None:
+    first = serve_with_generated_token(tmp_path, port, broker_env)
+    kernel = first.start_kernel()
+    first.execute(kernel, "answer = 42")
+    token_file = default_state_dir(tmp_path, port) / "token"
+    assert token_file.read_text().strip() == first.token
+    assert token_file.stat().st_mode & 0o777 == 0o600
+    kill_9(first)
+    second = serve_with_generated_token(tmp_path, port, broker_env)
+    try:
+        assert second.token == first.token
+        assert second.stdout(kernel, "print(answer)") == "42\n"
+    finally:
+        second.delete_kernel(kernel)
+        second.stop()
+
+
+def test_without_a_state_directory_each_broker_generates_a_new_token(
+    tmp_path: Path, broker_env: dict[str, str]
+) -> None:
+    env = {**broker_env, "BROKER_STATE_DIR": ""}
+    tokens = []
+    for _ in range(2):
+        broker = serve_with_generated_token(tmp_path, free_port(), env)
+        tokens.append(broker.token)
+        assert broker.request("GET", "/api/kernels").status_code == 200
+        broker.stop()
+    assert tokens[0] != tokens[1]
+    assert not list((tmp_path / "xdg").rglob("token"))
 
 
 @pytest.mark.parametrize("end", ["kill -9", "SIGTERM"])

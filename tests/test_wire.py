@@ -240,3 +240,43 @@ def test_large_parts_travel_as_views_of_the_frame_they_came_in():
     assert "".join(p.content_dict()["text"] for p in pieces) == text
     legacy, binary = wire.pack_legacy(pieces[0])
     assert not binary and json.loads(legacy)["content"] == pieces[0].content_dict()
+
+
+def _parse_ws_frame(data: bytes):
+    """One server frame read back by the websockets package's own parser."""
+    from websockets.frames import Frame
+    from websockets.streams import StreamReader
+
+    reader = StreamReader()
+    reader.feed_data(data)
+    reader.feed_eof()
+    parser = Frame.parse(reader.read_exact, mask=False, max_size=None)
+    try:
+        while True:
+            next(parser)
+    except StopIteration as done:
+        return done.value
+
+
+@pytest.mark.parametrize("size", [0, 1, 125, 126, 65_535, 65_536, 200_000])
+@pytest.mark.parametrize("binary", [True, False])
+def test_websocket_frame_reads_back_in_the_websockets_package(size: int, binary: bool):
+    payload = bytes(random.getrandbits(8) for _ in range(min(size, 64))) * (size // 64 + 1)
+    pieces = [payload[:3], memoryview(payload)[3:size]] if size > 3 else [payload[:size]]
+    frame = _parse_ws_frame(b"".join(bytes(p) for p in wire.websocket_frame(pieces, binary)))
+    assert frame.fin and frame.data == payload[:size]
+    assert frame.opcode.name == ("BINARY" if binary else "TEXT")
+
+
+def test_websocket_frame_writes_large_pieces_as_they_are():
+    big = memoryview(bytes(wire.ZERO_COPY_BYTES))
+    writes = wire.websocket_frame([b"head", big, b"tail", b"end"], binary=True)
+    assert len(writes) == 3 and writes[1] is big
+    assert writes[0].endswith(b"head") and writes[2] == b"tailend"
+
+
+@pytest.mark.parametrize("msg_type", ["status", "stream", "execute_reply"])
+def test_is_type_agrees_with_the_decoded_header(msg_type: str):
+    msg = wire.make_message("iopub", msg_type, {}, session="status")
+    for candidate in ("status", "stream", "execute_reply", "execute"):
+        assert msg.is_type(candidate) == (msg.msg_type == candidate)

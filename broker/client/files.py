@@ -1,9 +1,10 @@
 """Files in a kernel's working directory, over the broker's REST file API.
 
 ``upload``/``download`` move bytes held in memory; ``upload_file``/``download_file``
-stream a local file from or to disk, so their size is bounded by neither side's
-memory. Every failure is a BrokerAPIError with the broker's status and message (a
-download the broker had to cut short is a 599).
+stream a local file from or to disk, and ``upload_stream``/``download_to`` any source
+or sink (a request body being received, a response being sent), so their size is
+bounded by neither side's memory. Every failure is a BrokerAPIError with the broker's
+status and message (a download the broker had to cut short is a 599).
 """
 
 from __future__ import annotations
@@ -23,6 +24,9 @@ from .rest import BrokerAPIError, BrokerREST, api_error
 
 _PIECE = 1024 * 1024  # bytes read from disk at a time by upload_file
 _NO_LIMIT = 2**40  # Tornado's client refuses bodies over 100 MB unless told otherwise
+
+# Tornado's body_producer: called with an async ``write``, it writes the body piece by piece
+Producer = Callable[[Callable[[bytes], Awaitable[None]]], Awaitable[None]]
 
 
 def files_path(kernel_id: str, path: str = "") -> str:
@@ -56,8 +60,26 @@ async def upload_file(
             while piece := f.read(_PIECE):
                 await write(piece)
 
-    body = {"body_producer": produce, "size": os.path.getsize(local)}
-    return await _put(rest, kernel_id, path or local.name, timeout, body)
+    return await upload_stream(
+        rest, kernel_id, path or local.name, produce, os.path.getsize(local), timeout
+    )
+
+
+async def upload_stream(
+    rest: BrokerREST,
+    kernel_id: str,
+    path: str,
+    produce: Producer,
+    size: int,
+    timeout: float | None = None,
+) -> dict[str, Any]:
+    """Write the ``size`` bytes ``produce`` writes to ``path``, as they come; the model.
+
+    The broker reads on only when the kernel has what it read, so a producer that
+    awaits ``write`` goes at the pace of the whole path into the kernel.
+    """
+    body = {"body_producer": produce, "size": size}
+    return await _put(rest, kernel_id, path, timeout, body)
 
 
 async def _put(
@@ -119,7 +141,7 @@ async def download(
 ) -> bytes:
     """The bytes of ``path`` in the kernel."""
     sink = io.BytesIO()
-    await _download_into(rest, kernel_id, path, sink, timeout)
+    await download_to(rest, kernel_id, path, sink, timeout)
     return sink.getvalue()
 
 
@@ -132,15 +154,17 @@ async def download_file(
     """
     try:
         with open(local, "wb") as f:
-            return await _download_into(rest, kernel_id, path, f, timeout)
+            return await download_to(rest, kernel_id, path, f, timeout)
     except BaseException:
         local.unlink(missing_ok=True)
         raise
 
 
-async def _download_into(
-    rest: BrokerREST, kernel_id: str, path: str, sink: IO[bytes], timeout: float | None
+async def download_to(
+    rest: BrokerREST, kernel_id: str, path: str, sink: IO[bytes], timeout: float | None = None
 ) -> int:
+    """Stream ``path`` in the kernel to ``sink`` (anything with ``write(bytes)``) as it
+    arrives; the bytes written. Nothing is written when the broker refuses."""
     status: list[int] = []
     attachment: list[bool] = [False]  # a file comes as an attachment, a listing does not
     error = bytearray()  # an error answer's JSON, which never goes to the sink

@@ -12,11 +12,15 @@ from tornado import web
 
 from ..auth import User, token_from
 from ..errors import BrokerError
+from ..origin import cors_origin
 
 if TYPE_CHECKING:
     from ..app import Broker
 
 log = logging.getLogger("broker.http")
+# What a page of an allowed origin may send and read (MCP's headers for browser MCP clients).
+CORS_REQUEST_HEADERS = "Authorization, Content-Type, Mcp-Protocol-Version, Mcp-Session-Id"
+CORS_EXPOSED_HEADERS = "Location, Mcp-Session-Id"
 CHUNKED_CAP = 2**40  # Tornado reads chunks in 64 KiB pieces; data_received stops at the limit
 
 
@@ -110,6 +114,33 @@ class BaseHandler(AuthMixin, web.RequestHandler):
     def set_default_headers(self) -> None:
         self.set_header("Content-Type", "application/json")
         self.set_header("Cache-Control", "no-store")
+        allow_origin = self.broker.allow_origin
+        if allow_origin:
+            allowed = cors_origin(self.request.headers.get("Origin"), allow_origin)
+            if allowed:
+                self.set_header("Access-Control-Allow-Origin", allowed)
+                self.set_header("Access-Control-Expose-Headers", CORS_EXPOSED_HEADERS)
+            if allowed != "*":  # the answer depends on the Origin: caches must keep it apart
+                self.set_header("Vary", "Origin")
+
+    def options(self, *args: str) -> None:
+        """A CORS preflight (or a plain OPTIONS): the methods, and for an allowed origin the
+        headers its page may send. Public: browsers send no token with a preflight."""
+        methods = allowed_methods(type(self))
+        self.set_header("Allow", methods)
+        if self._headers.get("Access-Control-Allow-Origin"):
+            self.set_header("Access-Control-Allow-Methods", methods)
+            self.set_header("Access-Control-Allow-Headers", CORS_REQUEST_HEADERS)
+            self.set_header("Access-Control-Max-Age", "600")
+        elif self.request.headers.get("Origin"):
+            log.warning(
+                "OPTIONS %s: cross-origin requests from %s are not allowed; the operator can "
+                "allow one origin with --Broker.allow_origin",
+                self.request.path,
+                self.request.headers["Origin"][:100],
+            )
+        self.set_status(204)
+        self.finish()
 
     def prepare(self) -> None:
         limit = self.broker.max_body_bytes

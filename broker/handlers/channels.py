@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 import logging
 import re
-import struct
+import socket
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from tornado import web, websocket
-from tornado.iostream import StreamClosedError
+from tornado.iostream import IOStream, StreamClosedError
 
 from ..bridge import MsgIdInUse
 from ..errors import BrokerError
@@ -27,6 +28,7 @@ from ..wire import (
     unpack_legacy,
     unpack_v1,
     v1_parts,
+    websocket_frame,
 )
 from .base import AuthMixin, error_body, log_error
 
@@ -36,7 +38,6 @@ CLOSE_UNSUPPORTED = 1003  # RFC 6455: a kind of frame (text, binary) this endpoi
 CLOSE_INVALID = 1007  # RFC 6455: the message does not follow the protocol
 CLOSE_POLICY = 1008  # RFC 6455: the message breaks a rule (another client's msg_id)
 CLOSE_TOO_BIG = 1009  # RFC 6455: the message is over the size limit
-_LARGE = 64 * 1024  # pieces from this size on are handed to the socket as they are
 # msg_ids are UUIDs, jupyter_client's "{session}_{pid}_{count}", or pieces "{msg_id}-{n}"
 RESUME_AFTER = re.compile(r"[\w.:-]{1,256}", re.ASCII)
 
@@ -161,41 +162,34 @@ class ChannelsHandler(AuthMixin, websocket.WebSocketHandler):
     # --- the bridge's Connection protocol ----------------------------------------
 
     def deliver(self, msg: Message) -> None:
-        for part in self._parts(msg):
-            pieces, binary = (v1_parts(part), True) if self.v1 else legacy_parts(part)
-            if not self._write_frame(pieces, binary):
+        for writes in _framed(msg, (self.v1, self.chunk, self.frame_limit), self._frames):
+            if not self._write(writes):
                 return
 
-    def _write_frame(self, pieces: Parts, binary: bool) -> bool:
-        """Write one unfragmented websocket frame made of ``pieces``; False once closed.
+    def _frames(self, msg: Message) -> list[Parts]:
+        """The websocket frames that carry ``msg`` to this connection, each as its writes."""
+        return [
+            websocket_frame(*((v1_parts(part), True) if self.v1 else legacy_parts(part)))
+            for part in self._parts(msg)
+        ]
 
-        Tornado's write_message takes one bytes object and copies it again to put the
-        frame header in front: two extra passes over 50 MB of output. Here small pieces
-        are joined into one write (one TCP segment for a small message) and large ones go
-        to the stream as they are. Our server frames are never masked or compressed.
+    def _write(self, writes: Parts) -> bool:
+        """Write one frame's pieces in order; False once the connection is closed.
+
+        While Tornado has nothing queued, the pieces go straight to the socket: its
+        IOStream.write costs a Future and a few calls per write, as much as the send
+        itself, for every message to every connection. What the socket does not take at
+        once is queued with Tornado, and so is everything after it.
         """
         conn = self.ws_connection
-        if conn is None or conn.is_closing():
+        if conn is None or conn.is_closing() or conn.stream.closed():
             return False
-        size = sum(len(p) for p in pieces)
-        first = 0x80 | (0x2 if binary else 0x1)  # FIN, and the opcode
-        if size < 126:
-            head = struct.pack("!BB", first, size)
-        elif size <= 0xFFFF:
-            head = struct.pack("!BBH", first, 126, size)
-        else:
-            head = struct.pack("!BBQ", first, 127, size)
-        small = bytearray(head)
+        stream = conn.stream
         try:
-            for piece in pieces:
-                if len(piece) < _LARGE:
-                    small += piece
-                    continue
-                conn.stream.write(bytes(small))
-                small.clear()
-                conn.stream.write(piece)
-            if small:
-                conn.stream.write(bytes(small))
+            if type(stream) is IOStream and not stream.writing():  # TLS streams: Tornado's way
+                writes = _send_now(stream.socket, writes)
+            for piece in writes:
+                stream.write(piece)
         except StreamClosedError:
             return False
         return True
@@ -223,3 +217,36 @@ class ChannelsHandler(AuthMixin, websocket.WebSocketHandler):
                 parent=msg.parent_dict,
             )
         ]
+
+
+def _send_now(sock: socket.socket, writes: Parts) -> Parts:
+    """Send what the socket takes without blocking; what is left, in order."""
+    for i, piece in enumerate(writes):
+        try:
+            sent = sock.send(piece)
+        except BlockingIOError:
+            sent = 0
+        except OSError:  # the peer is gone: Tornado's write finds out and closes the stream
+            return writes[i:]
+        if sent < len(piece):
+            return [memoryview(piece)[sent:], *writes[i + 1 :]]
+    return []
+
+
+class _LastFramed:
+    """The frames of the message being fanned out, per framing (protocol and sizes), so
+    that its N connections encode it once; only the newest message is kept."""
+
+    def __init__(self) -> None:
+        self._last: dict[tuple[bool, int, int], tuple[Message, list[Parts]]] = {}
+
+    def __call__(
+        self, msg: Message, key: tuple[bool, int, int], encode: Callable[[Message], list[Parts]]
+    ) -> list[Parts]:
+        last = self._last.get(key)
+        if last is None or last[0] is not msg:
+            last = self._last[key] = (msg, encode(msg))
+        return last[1]
+
+
+_framed = _LastFramed()

@@ -11,7 +11,7 @@ from .base import BaseHandler, field
 
 class KernelsHandler(BaseHandler):
     def get(self) -> None:
-        self.write_json([k.model() for k in self.broker.registry.list(self.user)])
+        self.write_json(self.broker.registry.models(self.user))
 
     async def post(self) -> None:
         body = self.json_body(required=False)

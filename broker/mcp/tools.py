@@ -187,7 +187,7 @@ async def start_kernel(call: Call, args: StartArgs) -> CallToolResult:
 
 
 async def list_kernels(call: Call, _: NoArgs) -> CallToolResult:
-    return json_result({"kernels": [k.model() for k in call.broker.registry.list(call.user)]})
+    return json_result({"kernels": call.broker.registry.models(call.user)})
 
 
 async def execute(call: Call, args: ExecuteArgs) -> CallToolResult:

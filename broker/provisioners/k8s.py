@@ -1,4 +1,5 @@
-"""Thin async adapter over the Kubernetes API: pods, secrets and leases as plain dicts.
+"""Thin async adapter over the Kubernetes API: pods, secrets, leases and network policies
+as plain dicts.
 
 Everything the broker asks of Kubernetes goes through :class:`KubeClient`, so the client
 library (today ``kubernetes.aio`` from the official ``kubernetes`` package) is one import
@@ -89,6 +90,7 @@ class KubeClient:
         self._api_client = api_client
         self._core = client.CoreV1Api(api_client)
         self._coordination = client.CoordinationV1Api(api_client)
+        self._networking = client.NetworkingV1Api(api_client)
 
     @classmethod
     async def connect(cls, cfg: ClusterConfig) -> KubeClient:
@@ -183,6 +185,31 @@ class KubeClient:
         return await self._json(
             self._coordination.replace_namespaced_lease_without_preload_content(
                 name, namespace, lease
+            )
+        )
+
+    async def read_network_policy(self, namespace: str, name: str) -> dict[str, Any]:
+        """Read a networking.k8s.io/v1 NetworkPolicy (KubeError 404 when absent)."""
+        return await self._json(
+            self._networking.read_namespaced_network_policy_without_preload_content(name, namespace)
+        )
+
+    async def create_network_policy(self, namespace: str, policy: dict[str, Any]) -> dict[str, Any]:
+        """Create a NetworkPolicy; returns it as stored."""
+        return await self._json(
+            self._networking.create_namespaced_network_policy_without_preload_content(
+                namespace, policy
+            )
+        )
+
+    async def replace_network_policy(
+        self, namespace: str, policy: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Update a NetworkPolicy from the resourceVersion it was read at (409 otherwise)."""
+        name = policy["metadata"]["name"]
+        return await self._json(
+            self._networking.replace_namespaced_network_policy_without_preload_content(
+                name, namespace, policy
             )
         )
 

@@ -30,6 +30,7 @@ from . import pod as manifests
 from .cluster import get_cluster, get_reflector
 from .curveprobe import speaks_curve
 from .k8s import ClusterConfig, KubeError
+from .podclaim import WARM_MARK, claim_pod
 from .podrequest import make_request
 from .podsettings import KernelRequestError
 from .podstatus import exit_code, pod_state
@@ -55,6 +56,7 @@ class KubernetesProvisioner(PodTraits, KernelProvisionerBase):  # type: ignore[m
 
     pod_name = Unicode("")
     _reflector: PodReflector | None = None
+    _marked: dict[str, Any] | None = None  # the pod as mark_warm's patch returned it
 
     # -- configuration -----------------------------------------------------------------
 
@@ -118,7 +120,14 @@ class KubernetesProvisioner(PodTraits, KernelProvisionerBase):  # type: ignore[m
         name = f"kernel-{self.kernel_id}-{secrets.token_hex(3)}"
         pod = manifests.make_pod(name, f"{name}-connection", request, settings)
         started = time.monotonic()
-        created = await kube.create_pod(self.namespace, pod)
+        try:
+            created = await kube.create_pod(self.namespace, pod)
+        except KubeError as e:
+            raise KernelLaunchError(
+                f"the API server refused the kernel pod ({e.status} {e.reason}: {e.message}); "
+                "check the kernelspec's pod settings (runtime_class, resources, node_selector) "
+                "against what the cluster offers and allows"
+            ) from None
         self.pod_name = name
         try:
             secret = manifests.make_secret(f"{name}-connection", created, info)
@@ -270,19 +279,35 @@ class KubernetesProvisioner(PodTraits, KernelProvisionerBase):  # type: ignore[m
         restarts the kernel a second time or resurrects one being shut down. (jupyter_client's
         ``shutdown_requested`` hook runs only after the kernel was asked to stop: too late.)
         """
+        await self.annotate({manifests.ANNOTATION_ENDING: "restart" if restart else "shutdown"})
+
+    async def mark_warm(self) -> None:
+        """Mark a proven pool kernel's pod: from now on any replica may claim it."""
+        self._marked = await self.annotate({WARM_MARK: "ready"})
+
+    async def annotate(self, annotations: dict[str, str]) -> dict[str, Any] | None:
+        """Merge ``annotations`` into the pod's; returns the pod as patched (None when it
+        is already gone: it needs none)."""
         if not self.pod_name:
-            return
+            return None
         kube = (await get_cluster(self._cluster_config())).kube
-        ending = "restart" if restart else "shutdown"
-        metadata = {"annotations": {manifests.ANNOTATION_ENDING: ending}}
         try:
-            await kube.patch_pod_metadata(self.namespace, self.pod_name, metadata)
-        except KubeError as e:  # a pod already gone needs no mark
-            self.log.debug("kernel %s: pod %s not marked: %s", self.kernel_id, self.pod_name, e)
+            return await kube.patch_pod_metadata(
+                self.namespace, self.pod_name, {"annotations": annotations}
+            )
+        except KubeError as e:
+            self.log.debug("kernel %s: pod %s not annotated: %s", self.kernel_id, self.pod_name, e)
+            return None
+
+    def cached_pod(self) -> dict[str, Any] | None:
+        """The kernel's pod as the shared watch last delivered it (no request)."""
+        if self._reflector is None or not self.pod_name:
+            return None
+        return self._reflector.get(self.pod_name)
 
     def ended_on_purpose(self) -> bool:
         """Whether the kernel's pod is gone, being deleted, or marked as ending by a broker."""
-        pod = self._reflector.get(self.pod_name) if self._reflector and self.pod_name else None
+        pod = self.cached_pod()
         if pod is None:
             return True
         meta = pod["metadata"]
@@ -298,21 +323,23 @@ class KubernetesProvisioner(PodTraits, KernelProvisionerBase):  # type: ignore[m
         """A pod start includes scheduling and maybe an image pull."""
         return max(recommended, self.launch_timeout)
 
-    async def bind_kernel(self, kernel_id: str, owner: str) -> None:
-        """Label a pooled pod with the kernel id and owner it is handed out to.
+    async def bind_kernel(self, kernel_id: str, owner: str) -> bool:
+        """Claim this pooled pod for ``owner``'s kernel ``kernel_id`` (labels, annotation).
 
-        Kernel ids are bound late, so any warm pod can serve any matching request.
+        Kernel ids are bound late, so any warm pod can serve any matching request; the
+        claim is atomic across replicas (``podclaim.py``). False: another replica claimed
+        it first, and this provisioner must let it go without deleting it.
         """
         kube = (await get_cluster(self._cluster_config())).kube
-        metadata = {
-            "labels": {
-                manifests.LABEL_KERNEL_ID: kernel_id,
-                manifests.LABEL_OWNER: manifests.label_value(owner),
-            },
-            "annotations": {manifests.ANNOTATION_OWNER: owner},
-        }
-        await kube.patch_pod_metadata(self.namespace, self.pod_name, metadata)
+        # the pod as our own mark left it, if we marked it: the watch may not have it yet
+        pod = (
+            self._marked or self.cached_pod() or await kube.read_pod(self.namespace, self.pod_name)
+        )
+        self._marked = None
+        if not await claim_pod(kube, pod, self.kernel_id, kernel_id, owner):
+            return False
         self.kernel_id = kernel_id
+        return True
 
     # -- persistence: the pod and its Secret are the record --------------------------------
 
@@ -328,8 +355,9 @@ class KubernetesProvisioner(PodTraits, KernelProvisionerBase):  # type: ignore[m
         self.namespace = provisioner_info.get("namespace", self.namespace)
         self.pod_name = provisioner_info["pod_name"]
         kube = (await get_cluster(self._cluster_config())).kube
-        try:
-            pod = await kube.read_pod(self.namespace, self.pod_name)
+        await self._ensure_reflector()
+        try:  # the pod from the watch's cache when it has it: one request fewer per kernel
+            pod = self.cached_pod() or await kube.read_pod(self.namespace, self.pod_name)
             secret_name = pod["metadata"]["annotations"][manifests.ANNOTATION_SECRET]
             secret = await kube.read_secret(self.namespace, secret_name)
         except KubeError as e:
@@ -343,4 +371,3 @@ class KubernetesProvisioner(PodTraits, KernelProvisionerBase):  # type: ignore[m
             "ip": pod.get("status", {}).get("podIP", ""),
             "key": info["key"].encode(),
         }
-        await self._ensure_reflector()

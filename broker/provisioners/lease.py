@@ -58,6 +58,7 @@ class LeaseElector:
         self._observed: tuple[Any, ...] = ()
         self._observed_at = 0.0
         self._leading = False
+        self._held: dict[str, Any] | None = None  # the Lease as our last write stored it
         self._task: asyncio.Task[None] | None = None
 
     @property
@@ -109,12 +110,14 @@ class LeaseElector:
         return self.leading
 
     async def _try_acquire(self) -> None:
+        if self._leading and self._held is not None and await self._renew(self._held):
+            return
         try:
             lease = await self.kube.read_lease(self.namespace, self.name)
         except KubeError as e:
             if e.status != 404:
                 raise
-            await self.kube.create_lease(self.namespace, self._new_lease())
+            self._held = await self.kube.create_lease(self.namespace, self._new_lease())
             self._won(transition=True)
             return
         spec = lease.get("spec") or {}
@@ -137,8 +140,22 @@ class LeaseElector:
         if taking_over:
             spec["acquireTime"] = spec["renewTime"]
             spec["leaseTransitions"] = int(spec.get("leaseTransitions") or 0) + 1
-        await self.kube.replace_lease(self.namespace, {**lease, "spec": spec})
+        self._held = await self.kube.replace_lease(self.namespace, {**lease, "spec": spec})
         self._won(transition=taking_over)
+
+    async def _renew(self, held: dict[str, Any]) -> bool:
+        """Renew from our own last write, without reading first (one request a renewal);
+        False when someone else wrote since: then read it, as any other replica does."""
+        spec = {**held["spec"], "renewTime": _micro_time()}
+        try:
+            self._held = await self.kube.replace_lease(self.namespace, {**held, "spec": spec})
+        except KubeError as e:
+            self._held = None
+            if e.status != 409:
+                raise
+            return False
+        self._won(transition=False)
+        return True
 
     def _new_lease(self) -> dict[str, Any]:
         now = _micro_time()
@@ -165,5 +182,6 @@ class LeaseElector:
         if leading != self._leading:
             self._leading = leading
             if not leading:
+                self._held = None
                 self.log.info("lease lost name=%s identity=%s", self.name, self.identity)
             self.on_change(leading)

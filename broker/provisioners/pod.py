@@ -171,6 +171,8 @@ def make_pod(name: str, secret_name: str, req: KernelRequest, settings: PodSetti
         spec["nodeSelector"] = dict(settings.node_selector)
     if settings.tolerations:
         spec["tolerations"] = [dict(t) for t in settings.tolerations]
+    if settings.runtime_class:
+        spec["runtimeClassName"] = settings.runtime_class
     return {
         "apiVersion": "v1",
         "kind": "Pod",

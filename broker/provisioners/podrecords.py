@@ -10,11 +10,11 @@ the pod dict, as ``pod.py`` builds it.
 from __future__ import annotations
 
 import re
-from datetime import datetime
 from enum import Enum
 from typing import Any
 
 from . import pod as manifests
+from .podactivity import parse_time, recorded
 from .podstatus import exit_code, pod_state
 
 # What a label value may be: kernel ids go into label selectors and must not widen them.
@@ -70,7 +70,8 @@ def kernel_record(pod: dict[str, Any]) -> dict[str, Any]:
         "id": kernel_id,
         "name": annotations.get(manifests.ANNOTATION_KERNELSPEC, ""),
         "owner": annotations.get(manifests.ANNOTATION_OWNER) or None,
-        "created": _epoch(meta.get("creationTimestamp", "")),
+        "created": parse_time(meta.get("creationTimestamp", "")),
+        "last_activity": recorded(pod).last,  # as the replicas recorded it on the pod
         "connection_info": None,
         "provisioner_info": {
             "kernel_id": kernel_id,
@@ -79,10 +80,3 @@ def kernel_record(pod: dict[str, Any]) -> dict[str, Any]:
         },
         "launch_args": {"env": env},  # a restart launches the new pod with the same values
     }
-
-
-def _epoch(timestamp: str) -> float:
-    try:
-        return datetime.fromisoformat(timestamp.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return 0.0

@@ -82,3 +82,5 @@ class PodSettings:
     images: list[str] = field(default_factory=list)
     uids: list[int] = field(default_factory=list)
     gids: list[int] = field(default_factory=list)
+    runtime_class: str = ""
+    egress: dict[str, dict[str, Any]] = field(default_factory=dict)

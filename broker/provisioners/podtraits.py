@@ -103,6 +103,19 @@ class PodTraits(HasTraits):
         config=True,
         help="Group ids a request may pick with KERNEL_GID besides run_as_group (0 never).",
     )
+    runtime_class = Unicode(
+        "",
+        config=True,
+        help="RuntimeClass of kernel pods (e.g. gvisor, kata): a sandboxed runtime the "
+        "cluster offers; empty: the cluster's default runtime.",
+    )
+    egress = Dict(
+        value_trait=Dict(),
+        config=True,
+        help='Destinations kernel pods of this kernelspec may reach: {name: {"to": [...], '
+        '"ports": [...]}}, each a NetworkPolicy egress rule; the broker keeps one '
+        "NetworkPolicy per kernelspec with them. Empty: no egress at all.",
+    )
     curve = Bool(
         True,
         config=True,
@@ -135,4 +148,6 @@ class PodTraits(HasTraits):
             images=list(self.images),
             uids=list(self.uids),
             gids=list(self.gids),
+            runtime_class=self.runtime_class,
+            egress={name: dict(rule) for name, rule in self.egress.items()},
         )

@@ -11,6 +11,8 @@ module of this package:
 - ``records.py``: the state directory's records, in step with what runs
 - ``restarts.py``, ``monitor.py`` (deaths, automatic restarts), ``culler.py``
 - ``adoption.py``: kernels found running; ``leadership.py``: what the Lease holder does
+- ``activity.py``: activity shared between replicas; ``elsewhere.py``: kernels other
+  replicas serve, listed; ``warm_pods.py``: warm pods claimed from any replica
 
 Below it, ``launch.py`` makes one kernel run through its provisioner (``provisioners/``)
 and ``bridge.py`` carries its messages.
@@ -41,9 +43,11 @@ from ..metrics import Metrics
 from ..replicas import Replicas
 from ..state_dir import kernel_work_dir
 from ..store import KernelStore
+from .activity import ActivityRecorder
 from .admission import Admission
 from .adoption import Adoption
 from .culler import KernelCuller
+from .elsewhere import models_elsewhere
 from .leadership import Leadership
 from .managed_kernel import CLOSE_RESTART, ManagedKernel
 from .monitor import KernelMonitor
@@ -61,7 +65,10 @@ class KernelRegistry(LoggingConfigurable):
     max_kernels = Int(0, config=True, help="Most kernels at once (0: no limit).")
     max_kernels_per_user = Int(0, config=True, help="Most kernels one user may run (0: no limit).")
     max_concurrent_starts = Int(
-        16, config=True, help="Starts in progress at once; more wait their turn."
+        16,
+        config=True,
+        help="Starts in progress at once, and kernels attached at once (adoption); more "
+        "wait their turn.",
     )
     launch_timeout = Float(
         60.0, config=True, help="Seconds a start may take unless KERNEL_LAUNCH_TIMEOUT says less."
@@ -164,11 +171,13 @@ class KernelRegistry(LoggingConfigurable):
             max_kernels=self.max_kernels,
             max_kernels_per_user=self.max_kernels_per_user,
         )
+        self.replicas = Replicas(specs, parent=self)
         self.starts = KernelStarts(
             self.admission,
             self.records,
             self.kernels,
             metrics,
+            self.replicas,
             pool_owner=pool_owner,
             launch_timeout=self.launch_timeout,
             max_concurrent_starts=self.max_concurrent_starts,
@@ -176,14 +185,13 @@ class KernelRegistry(LoggingConfigurable):
             parent=self,
         )
         self.pools = self.starts.pools
-        self.replicas = Replicas(specs, parent=self)
-        self.pools.may_refill = self.replicas.leads
         self.adoption = Adoption(
             self.kernels,
             self.launcher,
             self.pools,
             self.replicas,
             adopt_timeout=self.adopt_timeout,
+            max_concurrent=self.max_concurrent_starts,
             log=self.log,
         )
         self.restarts = KernelRestarts(self.replicas, self.records, self.launch_timeout)
@@ -200,6 +208,10 @@ class KernelRegistry(LoggingConfigurable):
             restart_limit=self.restart_limit,
             log=self.log,
         )
+        self.activity_interval = self.replicas.recording_interval(self.cull_idle_timeout)
+        self.activity = ActivityRecorder(
+            self.kernels, self.replicas, interval=self.activity_interval, log=self.log
+        )
         self.culler = KernelCuller(
             self.kernels,
             self.replicas,
@@ -209,6 +221,7 @@ class KernelRegistry(LoggingConfigurable):
             interval=self.cull_interval,
             cull_connected=self.cull_connected,
             cull_busy=self.cull_busy,
+            activity_interval=self.activity_interval,
             log=self.log,
         )
         self._tasks: list[asyncio.Future[None]] = []
@@ -228,6 +241,8 @@ class KernelRegistry(LoggingConfigurable):
         self.pools.start(self.specs.default_name)
         self.leadership.started = True
         self._background(self.monitor.run())
+        self._background(self.activity.run())
+        self._background(self.starts.warm_pods.run())
         if self.cull_idle_timeout > 0:
             self._background(self.culler.run())
 
@@ -251,7 +266,15 @@ class KernelRegistry(LoggingConfigurable):
         return self.get(kernel_id, user)
 
     def list(self, user: User) -> list[ManagedKernel]:
+        """The kernels this replica serves that ``user`` may see."""
         return [k for k in self.kernels.values() if user.owns(k.owner)]
+
+    def models(self, user: User) -> list[dict[str, Any]]:
+        """REST models of every kernel ``user`` may see: those served here, and the pod
+        kernels other replicas serve (read from the pods, nothing attached)."""
+        served = [k.model() for k in self.list(user)]
+        known = set(self.kernels)
+        return served + models_elsewhere(self.replicas, known, user, self.activity_interval)
 
     # --- lifecycle -------------------------------------------------------------
 

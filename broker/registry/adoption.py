@@ -31,8 +31,10 @@ class Adoption:
         replicas: Replicas,
         *,
         adopt_timeout: float,
+        max_concurrent: int,
         log: logging.Logger,
     ) -> None:
+        """``max_concurrent``: kernels attached at once."""
         self.kernels = kernels
         self.launcher = launcher
         self.pools = pools
@@ -40,6 +42,7 @@ class Adoption:
         self.adopt_timeout = adopt_timeout
         self.log = log
         self._adopting: dict[str, asyncio.Future[None]] = {}  # kernel id: adoption done
+        self._slots = asyncio.Semaphore(max_concurrent)
 
     def known(self, kernel_id: str) -> bool:
         """Whether this broker serves, starts, adopts or keeps warm a kernel of this id."""
@@ -90,7 +93,7 @@ class Adoption:
 
     async def _adopt_now(self, records: list[dict[str, Any]], forget: Callable[[str], Any]) -> None:
         results = await asyncio.gather(
-            *(self.launcher.adopt(r, self.adopt_timeout) for r in records),
+            *(self._adopt_one(r) for r in records),
             return_exceptions=True,
         )
         for record, warm in zip(records, results, strict=True):
@@ -106,8 +109,17 @@ class Adoption:
                     warm.bridge,
                     created=warm.created,
                 )
+                if record.get("last_activity"):  # attaching is no activity of its user
+                    kernel.bridge.last_activity = record["last_activity"]
                 self.kernels[kernel.id] = kernel
                 self.log.info("kernel adopted id=%s owner=%s", kernel.id, kernel.owner)
+            elif self._left_to_holder(record):
+                self.log.warning(
+                    "kernel not attached id=%s: %s; the Lease holder decides whether it is "
+                    "gone, a request for it tries again",
+                    record["id"],
+                    warm or f"it did not answer kernel_info within {self.adopt_timeout:g} s",
+                )
             else:
                 forget(record["id"])
                 self.log.warning(
@@ -115,3 +127,16 @@ class Adoption:
                     record["id"],
                     warm or "it did not answer kernel_info",
                 )
+
+    async def _adopt_one(self, record: dict[str, Any]) -> WarmKernel | None:
+        """Attach one kernel, a bounded number at a time: the timeout then measures the
+        kernel's answer, not a queue of a thousand handshakes on a busy host."""
+        async with self._slots:
+            stop = not self._left_to_holder(record)
+            return await self.launcher.adopt(record, self.adopt_timeout, stop_unanswered=stop)
+
+    def _left_to_holder(self, record: dict[str, Any]) -> bool:
+        """A kernel pod that does not answer this replica is deleted by the Lease holder
+        only: another replica may be serving it, and a slow answer on a busy host is no
+        proof that the kernel is gone."""
+        return "pod_name" in record["provisioner_info"] and not self.replicas.leading

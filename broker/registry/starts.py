@@ -11,10 +11,12 @@ from traitlets.config import LoggingConfigurable
 
 from ..metrics import Metrics
 from ..pools import WARM_PREFIX, KernelPools, WarmKernel
+from ..replicas import Replicas
 from .admission import Admission, StartRequest
 from .late_env import apply_late_env, first_execution
 from .managed_kernel import ManagedKernel
 from .records import KernelRecords
+from .warm_pods import WarmPods
 
 
 class KernelStarts:
@@ -26,6 +28,7 @@ class KernelStarts:
         records: KernelRecords,
         kernels: dict[str, ManagedKernel],
         metrics: Metrics,
+        replicas: Replicas,
         *,
         pool_owner: str,
         launch_timeout: float,
@@ -43,6 +46,8 @@ class KernelStarts:
         self.launch_timeout = launch_timeout
         self.log = log
         self.pools = KernelPools(self.spawn_warm, records.discard, metrics, parent=parent)
+        self.pools.may_refill = replicas.leads
+        self.warm_pods = WarmPods(replicas, self.pools, records.launcher, records, log=log)
         self._start_slots = asyncio.Semaphore(max_concurrent_starts)
 
     async def warm_or_cold(self, kernel_id: str, request: StartRequest) -> WarmKernel:
@@ -53,17 +58,22 @@ class KernelStarts:
         """
         env, cwd, name = request.env, request.cwd, request.name
         late = (env, cwd) != (self._warm_env(), self.admission.working_dir_for(name, {}))
-        late_ok = (
-            not late or self.admission.specs.manager.get_kernel_spec(name).language == "python"
+        late_ok = not late or self.admission.specs.language(name) == "python"
+        owner = env["KERNEL_USERNAME"]
+        warm = await self.pools.take(
+            name,
+            env,
+            late_ok,
+            claim=lambda warm: self.warm_pods.claim(warm, kernel_id, owner),
+            elsewhere=lambda name: self._claim_elsewhere(name, kernel_id, owner, request.timeout),
         )
-        warm = await self.pools.take(name, env, late_ok)
         if warm is not None:
             if (warm.env, warm.cwd) != (env, cwd):
                 await apply_late_env(warm, env, cwd, self.log)
             return warm
         async with self._start_slots:
             return await self.records.spawn(
-                request.name, env, cwd, request.timeout, kernel_id, env["KERNEL_USERNAME"]
+                request.name, env, cwd, request.timeout, kernel_id, owner
             )
 
     async def spawn_warm(self, name: str) -> WarmKernel:
@@ -73,12 +83,24 @@ class KernelStarts:
         warm = await self.records.spawn(
             name, self._warm_env(), cwd, self.launch_timeout, kernel_id, None
         )
-        if self.admission.specs.manager.get_kernel_spec(name).language == "python":
-            try:
+        try:
+            if self.admission.specs.language(name) == "python":
                 await first_execution(warm, self.launch_timeout)
-            except BaseException:
-                await self.records.discard(warm)
-                raise
+            mark_warm = getattr(warm.manager.provisioner, "mark_warm", None)
+            if mark_warm is not None:  # proven: from now on any replica may claim its pod
+                await mark_warm()
+        except BaseException:
+            await self.records.discard(warm)
+            raise
+        return warm
+
+    async def _claim_elsewhere(
+        self, name: str, kernel_id: str, owner: str, timeout: float
+    ) -> WarmKernel | None:
+        """A warm pod another replica keeps; it was started as this replica's would be."""
+        warm = await self.warm_pods.claim_elsewhere(name, kernel_id, owner, timeout)
+        if warm is not None:
+            warm.env, warm.cwd = self._warm_env(), self.admission.working_dir_for(name, {})
         return warm
 
     def _warm_env(self) -> dict[str, str]:
@@ -86,14 +108,8 @@ class KernelStarts:
         return {"KERNEL_USERNAME": self.pool_owner} if self.pool_owner else {}
 
     async def bind(self, kernel_id: str, warm: WarmKernel, owner: str) -> ManagedKernel:
-        """The started kernel under the request's id, served and recorded as its owner's."""
-        if warm.manager.kernel_id != kernel_id:  # a pool kernel: bind it to this request
-            self.records.delete(warm.manager.kernel_id)
-            bind = getattr(warm.manager.provisioner, "bind_kernel", None)
-            if bind is not None:
-                await bind(kernel_id, owner)
-        warm.manager.kernel_id = kernel_id
-        warm.bridge.kernel_id = kernel_id
+        """The started kernel (claimed already if it was a pool kernel), served and recorded
+        as its owner's."""
         kernel = ManagedKernel(kernel_id, warm.spec, owner, warm.manager, warm.bridge)
         self.kernels[kernel_id] = kernel
         await self.records.save(kernel)

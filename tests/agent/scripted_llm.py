@@ -46,6 +46,9 @@ class Turn:
     check: Callable[[dict[str, Any]], None] | None = None
     # the calls a model that answers with ``content`` makes when the request requires a tool
     when_required: list[dict[str, Any]] | None = None
+    # seconds between streamed fragments: a model that writes at a reader's pace, so that
+    # a page shows the text growing
+    pause: float = 0.0
 
 
 def python(code: str) -> dict[str, Any]:
@@ -198,6 +201,8 @@ class _Completions(web.RequestHandler):
         for chunk in _chunks(body, turn, self.llm.fragment):
             self.write(f"data: {json.dumps(chunk)}\n\n")
             await self.flush()  # each fragment its own network write, as real servers do
+            if turn.pause:
+                await asyncio.sleep(turn.pause)
         self.write("data: [DONE]\n\n")
 
 

@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import signal
 import subprocess
-import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import nbformat
@@ -16,27 +12,12 @@ import pytest
 import requests
 
 from ..broker_process import RunningBroker
-from .scripted_llm import VISION_MODEL, ScriptedLLM, Turn, expect_tool_messages, python
+from .agent_process import SERVE_TOKEN, agent_command, agent_env, serve_command, serving
+from .scripted_llm import ScriptedLLM, Turn, expect_tool_messages, python
 
 pytestmark = pytest.mark.slow
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def agent_command(llm: ScriptedLLM, broker_url: str, token: str, *args: str) -> list[str]:
-    return [
-        sys.executable, "-m", "llm_agent", *args,
-        "--broker", broker_url, "--token", token,
-        "--base-url", llm.url + "/v1", "--model", VISION_MODEL, "--api-key", "test-key",
-    ]  # fmt: skip
-
-
-def agent_env() -> dict[str, str]:
-    """This checkout importable, and none of the settings a user's shell may carry."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    for name in ("BROKER_URL", "BROKER_TOKEN", "OPENAI_BASE_URL", "OPENAI_API_KEY"):
-        env.pop(name, None)
-    return env
+AUTH = {"Authorization": f"Bearer {SERVE_TOKEN}"}
 
 
 def run_agent(command: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -101,20 +82,6 @@ def test_ask_prints_the_answer_shows_tool_runs_and_saves_the_notebook(
     assert cells[-3].outputs[0].text == "3\n"
 
 
-@contextlib.contextmanager
-def serving(command: list[str], cwd: Path) -> Iterator[str]:
-    """``llm-agent serve`` as a process; its URL. SIGTERM at the end: it must exit 0."""
-    proc = subprocess.Popen(command, cwd=cwd, env=agent_env(), stdout=subprocess.PIPE)
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline().decode()
-        assert "llm-agent listening on" in line, line
-        yield line.rsplit(" ", 1)[1].strip().rstrip("/")
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=30) == 0
-
-
 def test_a_missing_download_is_one_line_and_the_answer_is_kept(
     llm: ScriptedLLM, broker: RunningBroker, tmp_path: Path
 ) -> None:
@@ -136,24 +103,48 @@ def test_serve_answers_and_shuts_session_kernels_down_on_sigterm(
     llm: ScriptedLLM, broker: RunningBroker, tmp_path: Path
 ) -> None:
     llm.add(Turn(content="Hello there."))
-    command = agent_command(llm, broker.url, broker.token, "serve", "--port", "0")
+    command = serve_command(llm, broker.url, broker.token)
     with serving(command, tmp_path) as url:
-        r = requests.post(url + "/api/chat", json={"message": "Hi", "session_id": "s1"}, timeout=60)
+        r = requests.post(
+            url + "/api/chat", json={"message": "Hi", "session_id": "s1"}, headers=AUTH, timeout=60
+        )
         assert r.headers["Content-Type"] == "text/event-stream"
         assert "event: answer\ndata: " + json.dumps({"text": "Hello there."}) in r.text
-        notebook = nbformat.reads(requests.get(url + "/api/chat/s1/notebook", timeout=10).text, 4)
+        notebook = nbformat.reads(
+            requests.get(url + "/api/chat/s1/notebook", headers=AUTH, timeout=10).text, 4
+        )
         kernels_before = {k["id"] for k in broker.request("GET", "/api/kernels").json()}
     assert notebook.cells[-1].source == "**Assistant:** Hello there."
     kernels_after = {k["id"] for k in broker.request("GET", "/api/kernels").json()}
     assert len(kernels_before - kernels_after) == 1
 
 
-def test_serve_answers_502_naming_a_broker_it_cannot_reach(
+def test_serve_without_a_token_makes_one_prints_it_and_requires_it(
     llm: ScriptedLLM, tmp_path: Path
 ) -> None:
     command = agent_command(llm, "http://127.0.0.1:1", "none", "serve", "--port", "0")
+    proc = subprocess.Popen(command, cwd=tmp_path, env=agent_env(), stdout=subprocess.PIPE)
+    try:
+        assert proc.stdout is not None
+        url = proc.stdout.readline().decode().rsplit(" ", 1)[1].strip().rstrip("/")
+        label, token = proc.stdout.readline().decode().split()
+        assert label == "Token:" and len(token) >= 32
+        refused = requests.get(url + "/api/chat", timeout=10)
+        allowed = requests.get(
+            url + "/api/chat", headers={"Authorization": f"Bearer {token}"}, timeout=10
+        )
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+    assert refused.status_code == 401 and allowed.json() == {"sessions": []}
+
+
+def test_serve_answers_502_naming_a_broker_it_cannot_reach(
+    llm: ScriptedLLM, tmp_path: Path
+) -> None:
+    command = serve_command(llm, "http://127.0.0.1:1", "none")
     with serving(command, tmp_path) as url:
-        r = requests.post(url + "/api/chat", json={"message": "Hi"}, timeout=60)
+        r = requests.post(url + "/api/chat", json={"message": "Hi"}, headers=AUTH, timeout=60)
     assert r.status_code == 502
     assert r.json()["message"].startswith("cannot reach the broker at http://127.0.0.1:1: ")
 
@@ -161,10 +152,10 @@ def test_serve_answers_502_naming_a_broker_it_cannot_reach(
 def test_serve_names_a_model_server_it_cannot_reach_in_the_error_event(
     llm: ScriptedLLM, broker: RunningBroker, tmp_path: Path
 ) -> None:
-    command = agent_command(llm, broker.url, broker.token, "serve", "--port", "0")
+    command = serve_command(llm, broker.url, broker.token)
     command[command.index("--base-url") + 1] = "http://127.0.0.1:1/v1"
     with serving([*command, "--max-retries", "0"], tmp_path) as url:
-        r = requests.post(url + "/api/chat", json={"message": "Hi"}, timeout=60)
+        r = requests.post(url + "/api/chat", json={"message": "Hi"}, headers=AUTH, timeout=60)
     error = next(b for b in r.text.split("\n\n") if b.startswith("event: error"))
     message = json.loads(error.split("data: ", 1)[1])["message"]
     assert message.startswith("cannot reach the model server at http://127.0.0.1:1/v1 "), message

@@ -4,69 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
 
 import pytest
-from tornado import httpserver, netutil
-from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
-
-from llm_agent.agent import Agent
-from llm_agent.kernel import KernelSession
-from llm_agent.server import ChatSessions, make_app
+from tornado.httpclient import AsyncHTTPClient, HTTPClientError
 
 from ..broker_process import RunningBroker
-from .conftest import ModelFactory
+from .chat_client import TOKEN, ChatServer, post_chat
 from .scripted_llm import ScriptedLLM, Turn, expect_tool_messages, python
 
 pytestmark = pytest.mark.slow  # agents, kernels and the scripted model for every test
-
-TOKEN = "chat-token"
-
-
-@dataclass
-class ChatServer:
-    url: str
-    sessions: ChatSessions
-
-
-@pytest.fixture
-async def chat(broker: RunningBroker, make_model: ModelFactory) -> AsyncIterator[ChatServer]:
-    async def new_agent() -> Agent:
-        return Agent(make_model(), await KernelSession.start(broker.url, broker.token))
-
-    sessions = ChatSessions(new_agent, idle_timeout=600)
-    sockets = netutil.bind_sockets(0, "127.0.0.1")
-    server = httpserver.HTTPServer(make_app(sessions, TOKEN))
-    server.add_sockets(sockets)
-    yield ChatServer(f"http://127.0.0.1:{sockets[0].getsockname()[1]}", sessions)
-    server.stop()
-    await sessions.close_all()
-
-
-async def post_chat(url: str, body: dict, token: str = TOKEN) -> list[tuple[str, dict]]:
-    """POST /api/chat and parse the event stream as it arrives."""
-    events: list[tuple[str, dict]] = []
-    pending = b""
-
-    def on_chunk(chunk: bytes) -> None:
-        nonlocal pending
-        pending += chunk
-        while b"\n\n" in pending:
-            block, pending = pending.split(b"\n\n", 1)
-            lines = dict(line.split(": ", 1) for line in block.decode().splitlines())
-            events.append((lines["event"], json.loads(lines["data"])))
-
-    request = HTTPRequest(
-        url + "/api/chat",
-        method="POST",
-        body=json.dumps(body),
-        headers={"Authorization": f"Bearer {token}"},
-        streaming_callback=on_chunk,
-        request_timeout=120,
-    )
-    await AsyncHTTPClient().fetch(request)
-    return events
 
 
 async def test_chat_streams_text_tool_calls_outputs_and_answer(
@@ -92,6 +38,8 @@ async def test_chat_streams_text_tool_calls_outputs_and_answer(
         "stream": "stdout",
         "text": "42\n",
         "mime_types": [],
+        "data": {},
+        "traceback": "",
     }
     assert data["answer"]["text"] == "It is 42."
     assert "".join(d["text"] for n, d in events if n == "text") == "Computing.It is 42."

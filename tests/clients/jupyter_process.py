@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..broker_process import RunningBroker
+from ..broker_process import RunningBroker, free_port
 
 _READY = re.compile(r"(http://127\.0\.0\.1:\d+)/")
 
@@ -40,13 +40,6 @@ class RunningJupyter:
                 self.proc.wait()
 
 
-def free_port() -> int:
-    """A port free right now. Jupyter Server's --port=0 announces a port it does not serve."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def start_jupyter(
     app: str, broker: RunningBroker, root: Path, *args: str, timeout: float = 120
 ) -> RunningJupyter:
@@ -62,7 +55,7 @@ def start_jupyter(
         f"--GatewayClient.auth_token={broker.token}",
         f"--IdentityProvider.token={token}",
         f"--ServerApp.root_dir={root}",
-        f"--ServerApp.port={free_port()}",
+        f"--ServerApp.port={free_port()}",  # its --port=0 announces a port it does not serve
         "--ServerApp.port_retries=0",
         "--ServerApp.ip=127.0.0.1",
         "--no-browser",

@@ -4,6 +4,7 @@ driven over its own REST and websocket API as JupyterLab drives it."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import requests
@@ -12,7 +13,14 @@ from jupyter_server.gateway.managers import GatewayKernelManager
 
 from broker.client import ChannelsConnection, stream_text
 
-from ..broker_process import RunningBroker
+from ..broker_process import (
+    RunningBroker,
+    default_state_dir,
+    free_port,
+    kill_9,
+    kill_recorded_kernels,
+    serve_with_generated_token,
+)
 from .conftest import MARKED_SPEC
 from .jupyter_process import RunningJupyter, start_jupyter
 
@@ -90,3 +98,35 @@ async def test_jupyter_server_session_executes_on_broker(
     finally:
         server_call(jupyter_server, "DELETE", f"/api/sessions/{session['id']}")
     assert clients_broker.request("GET", f"/api/kernels/{kernel_id}").status_code == 404
+
+
+async def test_a_notebook_behind_jupyter_server_keeps_its_kernel_across_a_broker_kill_9(
+    tmp_path: Path,
+) -> None:
+    """The README's serve command, Jupyter Server pointed at it with the token it printed, a
+    variable set through Jupyter Server; the broker killed with -9 and run again: the same
+    token still works and the notebook's kernel still holds the variable."""
+    port = free_port()
+    env = {"XDG_DATA_HOME": str(tmp_path / "xdg" / "data")}
+    first = serve_with_generated_token(tmp_path, port, env)
+    root = tmp_path / "root"
+    root.mkdir()
+    server = start_jupyter("server", first, root)
+    second = None
+    try:
+        body = {"path": "t.ipynb", "type": "notebook", "name": "t", "kernel": {"name": "python3"}}
+        kernel_id = server_call(server, "POST", "/api/sessions", body)["kernel"]["id"]
+        async with await ChannelsConnection.connect(server.url, kernel_id, server.token) as conn:
+            await conn.execute("answer = 42")
+        kill_9(first)
+        second = serve_with_generated_token(tmp_path, port, env)
+        assert second.token == first.token
+        async with await ChannelsConnection.connect(server.url, kernel_id, server.token) as conn:
+            _, outputs = await conn.execute("print(answer)")
+        assert stream_text(outputs) == "42\n"
+        assert kernel_id in [s["kernel"]["id"] for s in server_call(server, "GET", "/api/sessions")]
+    finally:
+        server.stop()
+        if second is not None:
+            second.stop()
+        kill_recorded_kernels(default_state_dir(tmp_path, port))

@@ -3,7 +3,6 @@ restart, as a person would do it in the page."""
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,21 +10,11 @@ import nbformat
 import pytest
 
 from ..broker_process import RunningBroker
+from ..browser import chromium, failure_artifacts, need_chromium
 from .jupyter_process import RunningJupyter, start_jupyter
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-CHROMIUM = "/usr/bin/chromium"
-ARTIFACTS = Path(__file__).parent.parent.parent / "test-artifacts"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 CELLS = [
     "print('hello from the broker')",
     "%matplotlib inline\nimport matplotlib.pyplot as plt\nplt.plot([1, 3, 2])\nplt.show()",
@@ -38,9 +27,7 @@ TIMEOUT_MS = 60_000
 
 @pytest.fixture
 def lab(clients_broker: RunningBroker, tmp_path: Path) -> Iterator[RunningJupyter]:
-    if not Path(CHROMIUM).exists() and not shutil.which("chromium"):
-        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
-    pytest.importorskip("playwright.sync_api", reason="pip install playwright")
+    need_chromium()
     pytest.importorskip("jupyterlab", reason="pip install jupyterlab")
     root = tmp_path / "root"
     root.mkdir()
@@ -133,17 +120,7 @@ def drive(page, lab: RunningJupyter) -> None:
 
 
 def test_jupyterlab_runs_a_notebook_on_the_broker(lab: RunningJupyter) -> None:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    with chromium() as browser:
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        try:
+        with failure_artifacts(page, "jupyterlab", lab.log):
             drive(page, lab)
-        except Exception:
-            ARTIFACTS.mkdir(exist_ok=True)
-            page.screenshot(path=str(ARTIFACTS / "jupyterlab-failure.png"), full_page=True)
-            (ARTIFACTS / "jupyterlab-failure.log").write_text(lab.log())
-            raise
-        finally:
-            browser.close()

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from tornado import web
 
 from . import rbac, selectors
-from .objects import API_VERSIONS, RESOURCES, ApiError, status_body
+from .objects import API_VERSIONS, RESOURCES, UPDATABLE, ApiError, status_body
 from .store import Obj
 from .watch import Watch
 
@@ -21,11 +21,14 @@ if TYPE_CHECKING:
 
 
 def make_app(api: FakeApiServer) -> web.Application:
-    """The routes of core/v1 and coordination.k8s.io/v1, served from ``api``."""
+    """The routes of core/v1, coordination.k8s.io/v1 and networking.k8s.io/v1, served
+    from ``api``."""
     core = {"api": api, "version": "v1"}
     leases = {"api": api, "version": "coordination.k8s.io/v1"}
+    networking = {"api": api, "version": "networking.k8s.io/v1"}
     ns = r"/api/v1/namespaces/([^/]+)/([a-z]+)"
     coordination = r"/apis/coordination.k8s.io/v1/namespaces/([^/]+)/([a-z]+)"
+    policies = r"/apis/networking.k8s.io/v1/namespaces/([^/]+)/([a-z]+)"
     return web.Application(
         [
             (r"/version", _VersionHandler, core),
@@ -35,6 +38,8 @@ def make_app(api: FakeApiServer) -> web.Application:
             (r"/api/v1/([a-z]+)", _AllNamespacesHandler, core),
             (coordination, _CollectionHandler, leases),
             (coordination + r"/([^/]+)", _ObjectHandler, leases),
+            (policies, _CollectionHandler, networking),
+            (policies + r"/([^/]+)", _ObjectHandler, networking),
         ]
     )
 
@@ -184,8 +189,8 @@ class _ObjectHandler(ApiHandler):
 
     def put(self, namespace: str, resource: str, name: str) -> None:
         resource = self.resource(resource)
-        if resource != "leases":
-            raise ApiError(405, "MethodNotAllowed", "this test server updates only leases")
+        if resource not in UPDATABLE:
+            raise ApiError(405, "MethodNotAllowed", f"this test server does not update {resource}")
         self.send(self.api.update(namespace, resource, name, self.body_json()))
 
     def delete(self, namespace: str, resource: str, name: str) -> None:

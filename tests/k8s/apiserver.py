@@ -1,5 +1,5 @@
 """A strict fake Kubernetes API server (core/v1 pods and secrets, coordination.k8s.io/v1
-leases) over real HTTP.
+leases, networking.k8s.io/v1 network policies) over real HTTP.
 
 What it does as a real server does:
 
@@ -24,7 +24,9 @@ What it does as a real server does:
   Forbidden naming user, verb, resource, API group and namespace: ``rbac.py``).
 - admission: creating in a namespace that does not exist is 404; pods in a namespace
   labelled ``pod-security.kubernetes.io/enforce: restricted`` must pass the restricted Pod
-  Security Standard (403 listing the violations: ``podsecurity.py``).
+  Security Standard (403 listing the violations: ``podsecurity.py``); a pod naming a
+  ``runtimeClassName`` the cluster does not have (:attr:`FakeApiServer.runtime_classes`)
+  is refused as the RuntimeClass admission plugin refuses it (403).
 
 Fault injection: :meth:`FakeApiServer.fail` (answer N requests with an error status),
 :meth:`FakeApiServer.drop_watches` (cut every open watch), ``store.compact()`` (410 on resume).
@@ -94,6 +96,8 @@ class FakeApiServer:
         self.port = 0
         self._server: httpserver.HTTPServer | None = None
         self.has_kubelet = False
+        # RuntimeClass objects (node.k8s.io/v1, cluster-scoped) the cluster has, by name
+        self.runtime_classes: set[str] = set()
 
     def fail(self, method: str, path: str, code: int = 500, times: int = 1) -> None:
         """Make the next ``times`` matching requests fail with ``code``."""
@@ -155,6 +159,14 @@ class FakeApiServer:
         """Admission: the namespace must exist; pods must meet its Pod Security level."""
         if namespace not in self.namespaces:
             raise ApiError(404, "NotFound", f'namespaces "{namespace}" not found')
+        runtime = (body.get("spec") or {}).get("runtimeClassName") if resource == "pods" else None
+        if runtime and runtime not in self.runtime_classes:
+            raise ApiError(
+                403,
+                "Forbidden",
+                f'pods "{body["metadata"]["name"]}" is forbidden: pod rejected: RuntimeClass '
+                f'"{runtime}" not found',
+            )
         level = self.namespaces[namespace].get(podsecurity.ENFORCE_LABEL)
         if resource == "pods" and level == "restricted":
             found = podsecurity.violations(body)
@@ -237,7 +249,10 @@ class FakeApiServer:
                     422, "Invalid", f"spec: Forbidden: pod updates may not change {sorted(changed)}"
                 )
         validate_metadata(patched["metadata"])
-        validate_schema(patched, self.version)
+        if {k: v for k, v in patched.items() if k != "metadata"} != {
+            k: v for k, v in current.items() if k != "metadata"
+        }:  # metadata alone was checked just above; the schema costs ~30 ms a pod
+            validate_schema(patched, self.version)
         return self.store.update(resource, patched)
 
     def delete(self, namespace: str, resource: str, name: str, grace: int | None) -> Obj:

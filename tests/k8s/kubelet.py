@@ -125,6 +125,8 @@ class FakeKubelet:
                 if rt.namespace == meta["namespace"]:
                     rt.changed.set()
             return
+        if event.resource != "pods":  # leases, network policies: nothing for a node to run
+            return
         rt = self.pods.get(meta["uid"])
         if event.type == "ADDED" and rt is None:
             rt = self.pods[meta["uid"]] = PodRuntime(event.obj)

@@ -15,14 +15,29 @@ import kubernetes_validate
 
 from .store import Obj
 
-RESOURCES = {"pods": "Pod", "secrets": "Secret", "configmaps": "ConfigMap", "leases": "Lease"}
+RESOURCES = {
+    "pods": "Pod",
+    "secrets": "Secret",
+    "configmaps": "ConfigMap",
+    "leases": "Lease",
+    "networkpolicies": "NetworkPolicy",
+}
 API_VERSIONS = {
     "pods": "v1",
     "secrets": "v1",
     "configmaps": "v1",
     "leases": "coordination.k8s.io/v1",
+    "networkpolicies": "networking.k8s.io/v1",
 }
-GROUPS = {"pods": "", "secrets": "", "configmaps": "", "leases": "coordination.k8s.io"}
+GROUPS = {
+    "pods": "",
+    "secrets": "",
+    "configmaps": "",
+    "leases": "coordination.k8s.io",
+    "networkpolicies": "networking.k8s.io",
+}
+# Objects updated whole (PUT) here; the broker patches pods and never updates secrets.
+UPDATABLE = {"leases", "networkpolicies"}
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _LABEL_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
 _LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")

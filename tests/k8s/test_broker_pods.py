@@ -20,9 +20,10 @@ from .controlplane import KERNEL_IMAGE
 pytestmark = [pytest.mark.k8s, pytest.mark.slow]
 
 
-async def start_pod_broker(control_plane, tmp_path, *args: str):
-    """A broker whose kernelspec "pod" runs kernels on the test control plane, and whose
-    "no-image" names an image that cannot be pulled."""
+async def start_pod_broker(control_plane, tmp_path, *args: str, **pod_config):
+    """A broker whose kernelspec "pod" runs kernels on the test control plane (with
+    ``pod_config`` added to its provisioner config), and whose "no-image" names an image
+    that cannot be pulled."""
     root = tmp_path / "jupyter"
     config = {
         "image": KERNEL_IMAGE,
@@ -31,7 +32,7 @@ async def start_pod_broker(control_plane, tmp_path, *args: str):
         "launch_timeout": 30,
         "grace_seconds": 2,
     }
-    write_kernelspec(root / "kernels", "pod", config)
+    write_kernelspec(root / "kernels", "pod", {**config, **pod_config})
     write_kernelspec(root / "kernels", "no-image", {**config, "image": "registry.example/no:1"})
     # the control plane runs on this event loop: never block it while the broker talks to it
     return await asyncio.to_thread(

@@ -109,3 +109,20 @@ def test_the_production_ingress_serves_the_broker_over_tls():
     backend = rule["http"]["paths"][0]["backend"]["service"]
     ports = find(objects, "Service", backend["name"])["spec"]["ports"]
     assert backend["port"]["name"] in {p["name"] for p in ports}
+
+
+@pytest.mark.parametrize("path", KUSTOMIZATIONS)
+def test_several_replicas_with_a_budget_that_keeps_the_others_serving(path):
+    objects = build(DEPLOY / path)
+    deployment, _ = broker_container(objects)
+    replicas = deployment["spec"]["replicas"]
+    assert replicas > 1
+    budget = find(objects, "PodDisruptionBudget", "kernel-broker")
+    pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert budget["spec"]["selector"]["matchLabels"].items() <= pod_labels.items()
+    assert budget["spec"]["maxUnavailable"] < replicas
+    # an update surges a new replica before it stops an old one
+    assert deployment["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
+    if any(o["kind"] == "PersistentVolumeClaim" for o in objects):  # mounted by every replica
+        claims = [o for o in objects if o["kind"] == "PersistentVolumeClaim"]
+        assert all(c["spec"]["accessModes"] == ["ReadWriteMany"] for c in claims)

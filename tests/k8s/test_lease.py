@@ -90,3 +90,22 @@ async def test_a_released_lease_is_taken_over_at_once(control_plane):
         assert await second.step()
     finally:
         await second.stop()
+
+
+async def test_the_holder_renews_with_one_request_and_loses_the_lease_to_a_newer_write(
+    control_plane,
+):
+    kube = await kube_for(control_plane)
+    holder = LeaseElector(kube, NAMESPACE, "chores", "holder", duration=60, retry=60)
+    assert await holder.step()
+    path = f"/apis/coordination.k8s.io/v1/namespaces/{NAMESPACE}/leases/chores"
+    before = len(control_plane.api.requests)
+    for _ in range(3):
+        assert await holder.step()
+    assert control_plane.api.requests[before:] == [("PUT", path)] * 3  # no read first
+    record = await kube.read_lease(NAMESPACE, "chores")  # an operator hands it over
+    await kube.replace_lease(
+        NAMESPACE, {**record, "spec": {**record["spec"], "holderIdentity": "x"}}
+    )
+    assert not await holder.step()  # its write conflicts; it reads and sees another holder
+    assert (await kube.read_lease(NAMESPACE, "chores"))["spec"]["holderIdentity"] == "x"

@@ -124,20 +124,30 @@ async def test_sigterm_keeps_pod_kernels_and_the_next_broker_adopts_them(control
         await stop(second)
 
 
-async def test_a_kernel_pod_that_does_not_answer_is_deleted_at_adoption(control_plane, tmp_path):
-    first = await start_pod_broker(control_plane, tmp_path)
+async def test_a_kernel_pod_that_does_not_answer_is_deleted_by_the_lease_holder_only(
+    control_plane, tmp_path
+):
+    first = await start_pod_broker(control_plane, tmp_path, *FAST_LEASE)
     kernel = (await BrokerREST(first.url, first.token).start_kernel("pod"))["id"]
     async with await ChannelsConnection.connect(first.url, kernel, first.token) as conn:
         _, outputs = await conn.execute("import os; print(os.getpid())")
     # The kernel process stops answering; its pod still looks ready (the port listens).
     # Stopped from here: a kernel stopping itself may never flush what it published.
     os.kill(int(stream_text(outputs)), signal.SIGSTOP)
-    await kill_9(first)
-    second = await start_pod_broker(control_plane, tmp_path, "--KernelRegistry.adopt_timeout=2")
+    patient = ("--KernelRegistry.adopt_timeout=2", *FAST_LEASE)
+    second = await start_pod_broker(control_plane, tmp_path, *patient)
     try:
-        assert f"kernel record dropped id={kernel}" in second.log()
+        # a replica without the Lease lets it be: slow is not gone, and others may serve it
+        assert f"kernel not attached id={kernel}" in second.log()
+        assert len(control_plane.objects("pods")) == 1
+        await kill_9(first)  # the second takes the Lease over, and decides
+        async with asyncio.timeout(30):
+            while f"kernel record dropped id={kernel}" not in second.log():
+                await asyncio.sleep(0.1)  # the log is the only signal of the decision
         assert await BrokerREST(second.url, second.token).list_kernels() == []
-        assert control_plane.objects("pods") == []
+        async with asyncio.timeout(10):
+            while control_plane.objects("pods"):
+                await asyncio.sleep(0.1)
     finally:
         await stop(second)
 
