@@ -286,7 +286,7 @@ class Bridge:
                 consumer = self._consumers.get(parent_id)
                 if consumer:
                     consumer(msg)
-                if parent_id in self._private and msg.msg_type != "status":
+                if parent_id in self._private and not msg.is_type("status"):
                     return
             self._fan_out(msg)
             return
