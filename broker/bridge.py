@@ -5,7 +5,9 @@ on iopub, shared by every connection to the kernel. Requests remember which
 connection asked, so replies go back only there; iopub goes to everyone. When the
 last connection of a session drops, its messages are kept in a bounded replay
 buffer until the session reconnects. Internal clients (the HTTP execute endpoint,
-the handshake) register a consumer for a request's msg_id instead of a connection.
+the handshake) register a consumer for a request's msg_id instead of a connection;
+a private request's iopub messages (the broker's own calls into a kernel) go to its
+consumer alone, except its busy and idle statuses.
 """
 
 from __future__ import annotations
@@ -32,6 +34,9 @@ log = logging.getLogger("broker.bridge")
 Consumer = Callable[[Message], None]
 _MAX_ROUTES = 10_000
 _MAX_HELD = 1_000  # client messages kept while a kernel restarts
+# Seconds a private request's late iopub messages are still held back after it was
+# released (a kernel may publish after its idle status, or answer a call nobody awaits).
+PRIVATE_LINGER = 600.0
 CLOSE_SUPERSEDED = 1000  # a normal close: the client resumed the session elsewhere
 _SOCKET_TYPES = {"shell": zmq.DEALER, "control": zmq.DEALER, "stdin": zmq.DEALER, "iopub": zmq.SUB}
 
@@ -114,6 +119,7 @@ class Bridge:
         self._logs: dict[str, SessionLog] = {}  # least recently attached or left first
         self._routes: dict[str, Connection] = {}
         self._consumers: dict[str, Consumer] = {}
+        self._private: set[str] = set()
         self._ready = asyncio.Event()
         self._iopub_seen = asyncio.Event()
         self._handshake: asyncio.Task[None] | None = None
@@ -275,10 +281,13 @@ class Bridge:
                 state = msg.content_dict().get("execution_state")
                 if isinstance(state, str):
                     self.execution_state = state
-            if self._consumers:
-                consumer = self._consumers.get(msg.parent_msg_id or "")
+            if self._consumers or self._private:
+                parent_id = msg.parent_msg_id or ""
+                consumer = self._consumers.get(parent_id)
                 if consumer:
                     consumer(msg)
+                if parent_id in self._private and not msg.is_type("status"):
+                    return
             self._fan_out(msg)
             return
         parent_id = msg.parent_msg_id or ""
@@ -403,11 +412,28 @@ class Bridge:
         if msg_id in self._consumers or (owner is not None and owner is not conn):
             raise MsgIdInUse(f"msg_id {msg_id!r} belongs to another client's pending request")
 
-    async def request(self, msg: Message, consumer: Consumer) -> None:
-        """Send a request whose replies and iopub messages go to ``consumer``, not to clients."""
+    async def request(self, msg: Message, consumer: Consumer, *, private: bool = False) -> None:
+        """Send a request whose replies and iopub messages go to ``consumer``, not to clients.
+
+        ``private``: clients see none of its iopub messages but its statuses (its outputs
+        are the broker's: a file helper's answer, a kernel echoing the helper's code).
+        """
         self._consumers[msg.msg_id] = consumer
+        if private:
+            self._private.add(msg.msg_id)
+        await self.send(msg)
+
+    async def send_private(self, msg: Message) -> None:
+        """Send a private request whose answer nobody awaits."""
+        self._private.add(msg.msg_id)
+        self._forget_later(msg.msg_id)
         await self.send(msg)
 
     def release(self, msg_id: str) -> None:
         """Stop routing a request's messages to its consumer."""
         self._consumers.pop(msg_id, None)
+        if msg_id in self._private:
+            self._forget_later(msg_id)
+
+    def _forget_later(self, msg_id: str) -> None:
+        asyncio.get_running_loop().call_later(PRIVATE_LINGER, self._private.discard, msg_id)

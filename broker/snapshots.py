@@ -29,7 +29,7 @@ from . import snapshot_kernel
 from .auth import User
 from .bridge import Bridge
 from .errors import BrokerError, not_found
-from .kernel_calls import evaluate, helper_expression, kernel_language
+from .kernel_calls import KernelCall, evaluate, helper_expression, kernel_language
 from .registry.managed_kernel import ManagedKernel
 from .timestamps import format_time
 
@@ -47,12 +47,11 @@ async def _evaluate(
 ) -> dict[str, Any]:
     return await evaluate(
         bridge,
-        expression,
+        KernelCall(expression=expression, buffers=buffers),
         mime=snapshot_kernel.MIME,
         timeout=timeout,
         what="take or restore the snapshot",
         timeout_setting="--SnapshotStore.timeout",
-        buffers=buffers,
     )
 
 

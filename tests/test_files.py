@@ -239,23 +239,31 @@ def test_paths_out_of_the_working_directory_are_400(
         assert "working directory" in doc["message"] or "absolute" in doc["message"]
 
 
-def test_a_symlink_out_of_the_working_directory_is_403(
-    broker: RunningBroker, kernel: str, workdir: Path, tmp_path: Path
-) -> None:
+def links_out_are_403(broker: RunningBroker, kernel: str, workdir: Path, tmp_path: Path) -> None:
+    """Every operation through a link out of the working directory (also one that does not
+    lead anywhere yet) is 403 and touches nothing out there."""
     outside = tmp_path / "outside"
     outside.mkdir()
     (outside / "secret.txt").write_text("secret")
     (workdir / "out").symlink_to(outside)
+    (workdir / "dangling").symlink_to(outside / "not-yet")
     for method, path, body in [
         ("GET", "out/secret.txt", None),
         ("GET", "out", None),
         ("PUT", "out/new.txt", b"x"),
+        ("PUT", "dangling/new.txt", b"x"),
         ("DELETE", "out/secret.txt", None),
     ]:
         r = broker.request(method, files(kernel, path), data=body)
         assert r.status_code == 403, (method, path, r.text)
         assert "symbolic link" in r.json()["message"]
     assert sorted(os.listdir(outside)) == ["secret.txt"]
+
+
+def test_a_symlink_out_of_the_working_directory_is_403(
+    broker: RunningBroker, kernel: str, workdir: Path, tmp_path: Path
+) -> None:
+    links_out_are_403(broker, kernel, workdir, tmp_path)
 
 
 def test_a_symlink_inside_the_working_directory_is_followed(
@@ -356,15 +364,28 @@ def test_a_transfer_waits_for_the_code_the_kernel_is_running(
     assert (workdir / "order.txt").read_bytes() == b"upload"
 
 
-async def test_other_clients_see_only_busy_and_idle(broker: RunningBroker, kernel: str) -> None:
+def transfers(broker: RunningBroker, kernel_id: str) -> None:
+    """Each kind of call once: upload, download, listing, delete."""
+    assert broker.request("PUT", files(kernel_id, "t.bin"), data=BINARY).status_code == 201
+    assert broker.request("GET", files(kernel_id, "t.bin")).content == BINARY
+    assert broker.request("GET", files(kernel_id)).status_code == 200
+    assert broker.request("DELETE", files(kernel_id, "t.bin")).status_code == 204
+
+
+async def seen_by_another_client(broker: RunningBroker, kernel: str, code: str) -> list[tuple]:
+    """(channel, msg_type) of what a websocket client gets while files move, until the
+    first message of ``code`` it sends afterwards."""
     async with await ChannelsConnection.connect(broker.url, kernel, broker.token) as conn:
-        await asyncio.to_thread(broker.request, "PUT", files(kernel, "q.bin"), data=BINARY)
-        await asyncio.to_thread(broker.request, "GET", files(kernel, "q.bin"))
-        marker = await conn.request("shell", "execute_request", {"code": "'marker'"})
+        await asyncio.to_thread(transfers, broker, kernel)
+        marker = await conn.request("shell", "execute_request", {"code": code})
         seen = []
         while True:
             msg = await conn.recv(timeout=30)
             if msg.parent_msg_id == marker.msg_id:
-                break
+                return seen
             seen.append((msg.channel, msg.msg_type))
+
+
+async def test_other_clients_see_only_busy_and_idle(broker: RunningBroker, kernel: str) -> None:
+    seen = await seen_by_another_client(broker, kernel, "'marker'")
     assert seen and set(seen) == {("iopub", "status")}

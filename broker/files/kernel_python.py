@@ -1,13 +1,15 @@
-"""The half of the file API that runs inside a Python kernel.
+"""The half of the file API that runs inside a Python kernel (the calls of
+broker/files/protocol.py).
 
-The broker never imports this module: broker/files/languages.py sends its source with
+The broker never imports this module: broker/files/python.py sends its source with
 every call (see broker/kernel_calls.py), so a kernel needs nothing installed. It
-therefore uses only the standard library and IPython.
+therefore uses only the standard library and IPython, and it defines ``MIME`` and
+``TEMP_MARK`` for every helper (broker/files/protocol.py hands them to the others).
 
 Paths are relative to the kernel's current working directory, where its code's own
 relative paths go. Each one is resolved here, with every symbolic link followed, and
 refused when it ends up outside that directory. Every function returns a ``Result``
-carrying a JSON document: the answer, or ``{"error": {"status", "message"}}`` for what
+carrying a JSON document: the answer, or ``{"error": {"reason", "path", ...}}`` for what
 the client got wrong (a missing file, a path that leaves the directory, a full disk).
 
 An upload is written to a hidden temporary file beside its target and renamed over it
@@ -42,36 +44,22 @@ class Result:
 
 
 class Refusal(Exception):
-    """A request this kernel refuses: an HTTP status and what to do about it."""
+    """A request this kernel refuses: a reason of broker/files/protocol.py and its path."""
 
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
+    def __init__(self, reason: str, path: str = "") -> None:
+        super().__init__(reason)
+        self.error = {"reason": reason, "path": path}
 
 
 def _root() -> str:
     return os.path.realpath(os.getcwd())
 
 
-def _relative(path: str | None) -> str:
-    if not path:
-        return "the path"
-    return repr(os.path.relpath(path, _root()))
-
-
-def _refusal_for(e: OSError) -> Refusal:
-    """The status and message for a filesystem error."""
-    where = _relative(e.filename)
-    if isinstance(e, FileNotFoundError):
-        return Refusal(404, f"No file or directory {where} in the kernel's working directory.")
-    if isinstance(e, PermissionError):
-        return Refusal(403, f"The kernel's user may not access {where}.")
-    if e.errno in (errno.ENOSPC, errno.EDQUOT):
-        return Refusal(507, f"No space left for {where} in the kernel; delete files first.")
-    if e.errno == errno.ENOTEMPTY:
-        return Refusal(409, f"Directory {where} is not empty; delete its files first.")
-    return Refusal(409, f"{where}: {e.strerror or e}.")
+def _os_error(e: OSError) -> dict[str, Any]:
+    """A filesystem error as the broker reads it: its errno name and the path concerned."""
+    path = os.path.relpath(e.filename, _root()) if isinstance(e.filename, str) else ""
+    name = errno.errorcode.get(e.errno or 0, "")
+    return {"reason": "os", "errno": name, "path": path, "detail": e.strerror or str(e)}
 
 
 def _answer(func: Callable[..., dict[str, Any]]) -> Callable[..., Result]:
@@ -82,10 +70,9 @@ def _answer(func: Callable[..., dict[str, Any]]) -> Callable[..., Result]:
         try:
             return Result(func(*args))
         except Refusal as e:
-            return Result({"error": {"status": e.status, "message": e.message}})
+            return Result({"error": e.error})
         except OSError as e:
-            refusal = _refusal_for(e)
-            return Result({"error": {"status": refusal.status, "message": refusal.message}})
+            return Result({"error": _os_error(e)})
 
     return wrapper
 
@@ -97,15 +84,11 @@ def _inside(root: str, real: str) -> bool:
 def _resolve(rel: str) -> str:
     """The real path of ``rel``; refused when it is absolute, climbs, or leads outside."""
     if "\0" in rel or os.path.isabs(rel) or ".." in rel.split("/"):
-        raise Refusal(400, f"{rel!r} is not a path inside the kernel's working directory.")
+        raise Refusal("bad_path", rel)
     root = _root()
     real = os.path.realpath(os.path.join(root, rel))
     if not _inside(root, real):
-        raise Refusal(
-            403,
-            f"{rel!r} leads outside the kernel's working directory (through a symbolic "
-            "link); use a path that stays inside it.",
-        )
+        raise Refusal("outside", rel)
     return real
 
 
@@ -148,7 +131,7 @@ def describe(rel: str, max_entries: int, first_bytes: int) -> dict[str, Any]:
         entries, truncated = _entries(real, rel, max_entries)
         return {**_model(rel, st), "entries": entries, "truncated": truncated}
     if not stat.S_ISREG(st.st_mode):  # reading a FIFO or a device could block the kernel
-        raise Refusal(409, f"{rel!r} is not a regular file; only files can be downloaded.")
+        raise Refusal("not_regular", rel)
     with open(real, "rb") as f:
         st = os.fstat(f.fileno())
         data = f.read(first_bytes)
@@ -160,14 +143,14 @@ def read(rel: str, offset: int, length: int, ident: list[int]) -> dict[str, Any]
     """``length`` bytes at ``offset`` of the file ``describe`` saw (409 if it changed)."""
     with open(_resolve(rel), "rb") as f:
         if _ident(os.fstat(f.fileno())) != ident:
-            raise Refusal(409, f"{rel!r} changed while it was downloaded; download it again.")
+            raise Refusal("changed", rel)
         f.seek(offset)
         return {"data": base64.b64encode(f.read(length)).decode()}
 
 
 def _check_temp(temp: str) -> str:
     if TEMP_MARK not in os.path.basename(temp) or not _inside(_root(), os.path.realpath(temp)):
-        raise Refusal(400, "Not an upload of this kernel's working directory.")
+        raise Refusal("not_upload")
     return temp
 
 
@@ -175,10 +158,10 @@ def _check_temp(temp: str) -> str:
 def begin_upload(rel: str, transfer: str) -> dict[str, Any]:
     """Create the temporary file an upload to ``rel`` is written to (and its directories)."""
     if not rel:
-        raise Refusal(400, "Name the file to write: PUT .../files/NAME.")
+        raise Refusal("no_name")
     real = _resolve(rel)
     if os.path.isdir(real):
-        raise Refusal(409, f"{rel!r} is a directory; name a file inside it.")
+        raise Refusal("is_directory", rel)
     os.makedirs(os.path.dirname(real), exist_ok=True)
     temp = _temp(real, transfer)
     os.close(os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
@@ -209,7 +192,7 @@ def commit_upload(temp: str, rel: str) -> dict[str, Any]:
     real = _resolve(rel)
     if os.path.isdir(real):
         os.unlink(temp)
-        raise Refusal(409, f"{rel!r} became a directory during the upload; name a file.")
+        raise Refusal("became_directory", rel)
     created = not os.path.exists(real)
     os.replace(temp, real)
     return {**_model(rel, os.stat(real)), "created": created}
@@ -229,7 +212,7 @@ def abort_upload(rel: str, transfer: str) -> dict[str, Any]:
 def delete(rel: str) -> dict[str, Any]:
     """Remove a file, a symbolic link (not what it points to) or an empty directory."""
     if not rel:
-        raise Refusal(400, "The working directory itself cannot be deleted; name a file.")
+        raise Refusal("root")
     parent = _resolve(os.path.dirname(rel))
     target = os.path.join(parent, os.path.basename(rel))
     if stat.S_ISDIR(os.lstat(target).st_mode):

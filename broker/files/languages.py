@@ -1,60 +1,54 @@
-"""The kernel-side file helper for each kernel language, picked by kernel_info.
+"""The kernel-side file helper for each kernel, picked by its kernel_info.
 
-A helper turns a call (a function name of broker/files/kernel_python.py and its
-arguments) into an expression in the kernel's own language that evaluates to the JSON
-document under ``MIME``, with upload bytes in the request's first buffer. Only Python
-has one so far; a kernel of another language answers 501 naming it. Adding R or
-JavaScript means one more entry in ``HELPERS`` with the same calls.
+A helper (broker/files/protocol.py) exists for IPython kernels, IRkernel, Deno's kernel
+and bash_kernel. A helper relies on how its kernel treats a request (what it publishes
+for a silent one, whether it reads buffers), so besides the language it may name the
+kernel implementations it was written for; any other kernel answers 501 naming its
+language and implementation.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from ..errors import BrokerError
-from ..kernel_calls import helper_expression, kernel_language
-from . import kernel_python
+from ..kernel_calls import kernel_language
+from .bash_helper import BashHelper
+from .deno_helper import DenoHelper
+from .protocol import FileHelper
+from .python_helper import PythonHelper
+from .r_helper import RHelper
 
-MIME = kernel_python.MIME
+# language (lower case): (the helper, implementations it serves; empty: any)
+HELPERS: dict[str, tuple[FileHelper, tuple[str, ...]]] = {
+    "python": (PythonHelper(), ()),
+    "r": (RHelper(), ("irkernel",)),
+    "typescript": (DenoHelper(), ("deno kernel",)),
+    "javascript": (DenoHelper(), ("deno kernel",)),
+    "bash": (BashHelper(), ("bash_kernel",)),
+}
 
-
-class FileHelper(Protocol):
-    """Kernel-side file operations in one language."""
-
-    def expression(self, function: str, *args: Any) -> str:
-        """The expression that calls ``function(*args)`` in the kernel."""
-        ...
-
-
-@dataclass(frozen=True)
-class PythonHelper:
-    """broker/files/kernel_python.py, sent with every call."""
-
-    source: str = Path(kernel_python.__file__).read_text()
-
-    def expression(self, function: str, *args: Any) -> str:
-        # repr() of the str, int and list arguments used here is a Python literal
-        return helper_expression(self.source, f"{function}(*{args!r})")
-
-
-HELPERS: dict[str, FileHelper] = {"python": PythonHelper()}
+_OFFERED = ", ".join(
+    f"{language} ({' or '.join(kinds) or 'any implementation'})"
+    for language, (_, kinds) in HELPERS.items()
+)
 
 
 def helper_for(kernel_info: dict[str, Any], kernel_name: str) -> FileHelper:
-    """The helper for a kernel's ``language_info.name``; 501 for a language without one."""
+    """The helper for a kernel; 409 before kernel_info, 501 for a kernel without one."""
     if not kernel_info:
         raise BrokerError(
             409, f"The kernel (kernelspec {kernel_name!r}) has not answered kernel_info yet; retry."
         )
     language = kernel_language(kernel_info)
-    helper = HELPERS.get(language)
-    if helper is None:
+    implementation = str(kernel_info.get("implementation", "")).lower()
+    helper, implementations = HELPERS.get(language, (None, ()))
+    if helper is None or (implementations and implementation not in implementations):
         raise BrokerError(
             501,
-            f"Files are not available for {language or 'unknown-language'} kernels "
-            f"(kernelspec {kernel_name!r}) yet; only {', '.join(sorted(HELPERS))} kernels "
-            "have a file helper. Read and write files with code in the kernel instead.",
+            f"Files are not available for {language or 'unknown-language'} kernels of "
+            f"implementation {implementation or 'unknown'!r} (kernelspec {kernel_name!r}); "
+            f"file helpers exist for {_OFFERED}. Read and write files with code in the "
+            "kernel instead.",
         )
     return helper

@@ -1,11 +1,11 @@
-"""File operations on one kernel, each a silent call into its file helper.
+"""File operations on one kernel, each a private call into its file helper.
 
-Transfers are chunked both ways: an upload sends ``chunk_bytes`` at a time as the raw
-buffer of a call (no encoding), a download reads ``chunk_bytes`` per call (base64 in the
-reply). Each chunk is one request in the kernel's shell queue, so code submitted
-meanwhile by any client may run between two chunks: an upload becomes visible only
-when it is complete (renamed over its target), and a download fails with 409 when the
-file changes under it.
+Transfers are chunked both ways: an upload sends ``chunk_bytes`` per call (how depends
+on the kernel's helper: a raw buffer for Python, base64 in the code for the others), a
+download reads ``chunk_bytes`` per call (base64 in the answer). Each chunk is one
+request in the kernel's shell queue, so code submitted meanwhile by any client may run
+between two chunks: an upload becomes visible only when it is complete (renamed over
+its target), and a download fails with 409 when the file changes under it.
 """
 
 from __future__ import annotations
@@ -19,12 +19,9 @@ from ..errors import BrokerError
 from ..kernel_calls import evaluate, send_call
 from ..registry.managed_kernel import ManagedKernel
 from ..timestamps import format_time
-from .languages import MIME, helper_for
+from .languages import helper_for
 from .limits import FileLimits
-
-# Statuses a kernel's helper may answer with; anything else it says becomes a 409.
-_KERNEL_STATUSES = frozenset({400, 403, 404, 409, 507})
-_MESSAGE_CHARS = 500
+from .protocol import MIME, refusal
 
 
 def model(doc: dict[str, Any]) -> dict[str, Any]:
@@ -40,6 +37,16 @@ def listing(doc: dict[str, Any]) -> dict[str, Any]:
     return {**model(doc), "entries": entries, "truncated": doc["truncated"]}
 
 
+def _data(doc: dict[str, Any]) -> bytes:
+    """The bytes of a helper's answer; 409 when it holds none."""
+    try:
+        return base64.b64decode(doc["data"], validate=True)
+    except (KeyError, TypeError, ValueError) as e:
+        raise BrokerError(
+            409, f"The kernel's file helper answered without readable data ({e}); retry."
+        ) from None
+
+
 class KernelFiles:
     """The file API of one live kernel."""
 
@@ -48,49 +55,46 @@ class KernelFiles:
         self.kernel = kernel
         self.limits = limits
         self.helper = helper_for(kernel.bridge.kernel_info, kernel.name)
+        # bytes per call: the operator's setting, or less where the kernel needs it
+        self.chunk_bytes = min(
+            limits.chunk_bytes, self.helper.max_chunk_bytes or limits.chunk_bytes
+        )
 
     async def call(self, function: str, *args: Any, data: bytes | None = None) -> dict[str, Any]:
         """One call into the kernel; its refusals become the statuses it names."""
         doc = await evaluate(
             self.kernel.bridge,
-            self.helper.expression(function, *args),
+            self.helper.call(function, args, data),
             mime=MIME,
             timeout=self.limits.timeout,
             what="handle the file request",
             timeout_setting="--FileLimits.timeout",
-            buffers=None if data is None else [data],
         )
         error = doc.get("error")
         if isinstance(error, dict):
-            status = error.get("status")
-            message = str(error.get("message", "the kernel refused"))[:_MESSAGE_CHARS]
-            raise BrokerError(status if status in _KERNEL_STATUSES else 409, message)
+            raise refusal(error)
         return doc
 
     async def send(self, function: str, *args: Any) -> None:
         """A call whose answer nobody waits for (see ``send_call``)."""
-        await send_call(self.kernel.bridge, self.helper.expression(function, *args))
+        await send_call(self.kernel.bridge, self.helper.call(function, args, None))
 
     async def describe(self, path: str) -> dict[str, Any]:
         """A directory's listing, or a file's description with its first chunk."""
-        return await self.call(
-            "describe", path, self.limits.max_list_entries, self.limits.chunk_bytes
-        )
+        return await self.call("describe", path, self.limits.max_list_entries, self.chunk_bytes)
 
     async def chunks(self, path: str, described: dict[str, Any]) -> AsyncIterator[bytes]:
         """A described file's bytes, chunk by chunk, the first one from the description."""
         offset = 0
-        data = base64.b64decode(described["data"])
+        data = _data(described)
         while True:
             if data:
                 yield data
             offset += len(data)
             if offset >= described["size"] or not data:
                 return
-            reply = await self.call(
-                "read", path, offset, self.limits.chunk_bytes, described["ident"]
-            )
-            data = base64.b64decode(reply["data"])
+            reply = await self.call("read", path, offset, self.chunk_bytes, described["ident"])
+            data = _data(reply)
 
     async def delete(self, path: str) -> None:
         await self.call("delete", path)
@@ -100,7 +104,7 @@ class KernelFiles:
 
 
 class Upload:
-    """One file being written: chunks buffered up to ``chunk_bytes``, then committed."""
+    """One file being written: chunks buffered up to the kernel's chunk size, then committed."""
 
     def __init__(self, files: KernelFiles, path: str) -> None:
         self.files = files
@@ -128,7 +132,7 @@ class Upload:
         """Take the next bytes of the file; full chunks go to the kernel."""
         self._buffer += data
         self.size += len(data)
-        chunk = self.files.limits.chunk_bytes
+        chunk = self.files.chunk_bytes
         while len(self._buffer) >= chunk:
             await self._send(bytes(self._buffer[:chunk]))
             del self._buffer[:chunk]

@@ -33,6 +33,9 @@ class Language:
     defined: str  # prints "yes" when it is set, "no" otherwise
     sleep: str  # prints "sleeping" then sleeps a minute
     pwd: str  # prints the working directory and a newline
+    sum_csv: str  # prints the sum of column b of data.csv (a header line, then numbers)
+    write_file: str  # writes "from the kernel" to out.txt
+    left_alone: str  # prints "clean" when the file helper left nothing in the session
 
 
 BASH = Language(
@@ -49,6 +52,11 @@ BASH = Language(
     defined='[ -n "${kept:-}" ] && echo yes || echo no',
     sleep="echo sleeping; sleep 60",
     pwd="pwd",
+    sum_csv="awk -F, 'NR > 1 { s += $2 } END { print s }' data.csv",
+    write_file="printf 'from the kernel' > out.txt",
+    # no function, variable or history entry of the helper (the pattern does not match itself)
+    left_alone="{ declare -F; declare -p; history; } | grep -q '_[_]kb_d=\\|kb_[a]nswer' "
+    "&& echo leaked || echo clean",
 )
 
 
@@ -83,6 +91,15 @@ DENO = Language(
     defined=deno_print("typeof kept !== 'undefined' ? 'yes' : 'no'"),
     sleep="console.log('sleeping'); await new Promise((r) => setTimeout(r, 60000))",
     pwd=deno_print("Deno.cwd()"),
+    sum_csv=deno_print(
+        "(await Deno.readTextFile('data.csv')).trim().split('\\n').slice(1)"
+        ".reduce((s, line) => s + Number(line.split(',')[1]), 0)"
+    ),
+    write_file="await Deno.writeTextFile('out.txt', 'from the kernel')",
+    left_alone=deno_print(
+        "[typeof answer, typeof realPath, typeof MIME, typeof TEMP_MARK]"
+        ".every((t) => t === 'undefined') ? 'clean' : 'leaked'"
+    ),
 )
 R = Language(
     install="r",
@@ -98,6 +115,11 @@ R = Language(
     defined="cat(if (exists('kept')) 'yes' else 'no', '\\n', sep = '')",
     sleep="cat('sleeping\\n'); Sys.sleep(60)",
     pwd="cat(getwd(), '\\n', sep = '')",
+    sum_csv="cat(sum(read.csv('data.csv')$b), '\\n', sep = '')",
+    write_file="writeLines('from the kernel', 'out.txt', sep = '')",
+    # the workspace holds what the test defined (`define`) and IRkernel's .pbd_env only
+    left_alone="cat(if (length(setdiff(ls(all.names = TRUE), c('kept', '.pbd_env')))) "
+    "'leaked' else 'clean', '\\n', sep = '')",
 )
 
 

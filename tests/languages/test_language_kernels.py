@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import base64
+from collections.abc import Iterator
 
 import pytest
 
 from broker.client import ChannelsConnection
 from broker.client.channels import stream_text
 
-from ..broker_process import RunningBroker
+from ..broker_process import RunningBroker, start_broker
 from .conftest import ALL, Language, R
 
 pytestmark = [pytest.mark.slow, pytest.mark.languages]
@@ -146,3 +147,34 @@ async def test_restart_forgets_state(
         assert r.status_code == 200 and r.json()["id"] == lang_kernel
         _, outputs = await conn.execute(language.defined)
         assert stream_text(outputs) == "no\n"
+
+
+@pytest.fixture(scope="module")
+def culling_broker(tmp_path_factory, broker_env) -> Iterator[RunningBroker]:
+    """A broker that shuts kernels down after 3 s without activity."""
+    b = start_broker(
+        tmp_path_factory.mktemp("lang-culling"),
+        "--pool-size=0",
+        "--cull-idle-timeout=3",
+        "--cull-interval=0.5",
+        env=broker_env,
+    )
+    yield b
+    b.stop()
+
+
+@pytest.mark.parametrize("language", ALL)
+async def test_idle_kernel_is_culled_and_a_connected_one_kept(
+    culling_broker: RunningBroker, language: Language
+) -> None:
+    idle = culling_broker.start_kernel(language.kernelspec)
+    kept = culling_broker.start_kernel(language.kernelspec)
+    try:
+        async with await ChannelsConnection.connect(culling_broker.url, kept, culling_broker.token):
+            async with asyncio.timeout(30):
+                while culling_broker.request("GET", f"/api/kernels/{idle}").status_code != 404:
+                    await asyncio.sleep(0.2)  # polling the public API: no event to await
+            assert culling_broker.request("GET", f"/api/kernels/{kept}").status_code == 200
+    finally:
+        culling_broker.delete_kernel(kept)
+    assert f"culling kernel id={idle}" in culling_broker.log()

@@ -38,6 +38,25 @@ def test_snapshot_of_a_non_python_kernel_is_a_clear_501(
     assert "Python kernel" in body["message"] and language.language in body["message"]
 
 
+@pytest.mark.parametrize("language", ALL)
+def test_restore_into_a_non_python_kernel_is_a_clear_501(
+    snapshot_broker: RunningBroker, language: Language
+) -> None:
+    python = snapshot_broker.start_kernel()
+    kernel = snapshot_broker.start_kernel(language.kernelspec)
+    try:
+        snapshot_broker.execute(python, "kept = 1")
+        taken = snapshot_broker.request("POST", f"/api/kernels/{python}/snapshots")
+        assert taken.status_code == 201, taken.text
+        body = {"snapshot": taken.json()["id"]}
+        r = snapshot_broker.request("POST", f"/api/kernels/{kernel}/restore", body)
+    finally:
+        snapshot_broker.delete_kernel(python)
+        snapshot_broker.delete_kernel(kernel)
+    assert r.status_code == 501
+    assert "Python kernel" in r.json()["message"] and language.language in r.json()["message"]
+
+
 POOLED = [lang for lang in (BASH, DENO, R) if installed(lang)]
 
 
