@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 
 import jupyter_kernel_test
 import pytest
+from jupyter_kernel_test import ensure_sync
 
 from ..broker_process import RunningBroker, start_broker
 from .blocking_client import start_remote_kernel
@@ -55,6 +56,23 @@ class DenoSamples:
         }
     ]
     code_generate_error = "throw new Error('boom')"
+
+    def execute_helper(self, code: str, *args: Any, **kwargs: Any) -> tuple[dict, list[dict]]:
+        """The suite's helper, then, for an execute_result sample that has none yet, that
+        result: Deno's kernel publishes it after the cell's idle status now and then (5 of
+        200 cells with jupyter_client alone, 87 of 200 after an ``await``), where the suite
+        stops reading. Waited for as an event, and only for those samples."""
+        reply, outputs = super().execute_helper(code, *args, **kwargs)  # type: ignore[misc]
+        results = {sample["code"] for sample in self.code_execute_result}
+        if code in results and not any(m["msg_type"] == "execute_result" for m in outputs):
+            parent = reply["parent_header"]["msg_id"]
+            while True:
+                msg = ensure_sync(self.kc.iopub_channel.get_msg)(timeout=5)  # type: ignore[attr-defined]
+                if msg["parent_header"].get("msg_id") == parent:
+                    outputs.append(msg)
+                    if msg["msg_type"] == "execute_result":
+                        break
+        return reply, outputs
 
 
 class RSamples:
