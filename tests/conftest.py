@@ -11,6 +11,13 @@ import pytest
 
 from .broker_process import RunningBroker, start_broker
 
+SLOW_START = "slow-start"  # a kernel that takes two seconds to start: a start outlasts a client
+SLOW_LAUNCHER = (
+    "import runpy, sys, time; time.sleep(2); "
+    "sys.argv = ['ipykernel_launcher', '-f', sys.argv[1]]; "
+    "runpy.run_module('ipykernel_launcher', run_name='__main__')"
+)
+
 
 def write_kernelspec(root: Path, name: str, metadata: dict | None = None, **extra: object) -> None:
     """A python kernelspec named ``name`` under ``root/kernels``."""
@@ -37,6 +44,11 @@ def spec_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
         {"process_proxy": {"class_name": "x", "config": {"unauthorized_users": ["bob"]}}},
     )
     (root / "kernels" / "only-alice" / "logo-64x64.png").write_bytes(b"\x89PNG fake logo")
+    write_kernelspec(root, SLOW_START)
+    spec_path = root / "kernels" / SLOW_START / "kernel.json"
+    spec = json.loads(spec_path.read_text())
+    spec["argv"] = [sys.executable, "-c", SLOW_LAUNCHER, "{connection_file}"]
+    spec_path.write_text(json.dumps(spec))
     return root
 
 

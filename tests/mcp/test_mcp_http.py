@@ -14,6 +14,7 @@ from mcp_types import CallToolResult, ImageContent
 from PIL import Image
 
 from ..broker_process import RunningBroker
+from ..conftest import SLOW_START
 from ..test_pools import pool_requests, wait_for_pool
 from .conftest import ALICE, BOB, as_user, mcp_session
 
@@ -327,11 +328,11 @@ def test_a_start_whose_client_left_still_completes_and_is_listed(mcp_broker: Run
         "jsonrpc": "2.0",
         "id": 1,
         "method": "tools/call",
-        "params": {"name": "start_kernel", "arguments": {"env": {"KERNEL_EXTRA": "cold"}}},
+        "params": {"name": "start_kernel", "arguments": {"name": SLOW_START}},
     }
     headers = {**mcp_broker.headers(), "Content-Type": "application/json"}
     before = {k["id"] for k in mcp_broker.request("GET", "/api/kernels").json()}
-    # a variable the pool's kernels lack makes a cold start, which outlasts the read timeout
+    # the kernel takes two seconds to start: the client's 0.3 s read timeout ends first
     with pytest.raises(requests.exceptions.ReadTimeout):  # gone before the kernel is up
         requests.post(f"{mcp_broker.url}/mcp", json=call, headers=headers, timeout=(10, 0.3))
     deadline = time.monotonic() + 60
